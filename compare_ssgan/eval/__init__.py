@@ -1,0 +1,1 @@
+"""Evaluation utilities (FID, KID, Inception Score) for compare_ssgan."""

@@ -1,0 +1,1 @@
+"""The GAN objective: losses, penalties, self-supervision tasks and the model combining them."""

@@ -1,0 +1,232 @@
+"""The distributed training loop: steps under a strategy, checkpoints, summaries, samples.
+
+`training_steps` counts generator updates; each one is preceded by `disc_iters` D updates,
+each on a fresh real batch. Resuming restores the step, and the input pipeline skips exactly
+the examples already consumed, so a resumed run sees the same data as an uninterrupted one.
+"""
+import dataclasses
+import math
+import os
+import shutil
+import time
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from compare_ssgan import architectures, datasets, distribute
+from compare_ssgan.errors import NaNLossError, UserError
+from compare_ssgan.gans.model import GANModel
+
+CHECKPOINT_SUBDIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    training_steps: int
+    batch_size: int
+    seed: int
+    disc_iters: int
+    g_lr: float
+    d_lr: float
+    beta1: float
+    beta2: float
+    ema_decay: float | None
+    log_every: int
+    save_every: int
+    sample_every: int
+    keep_checkpoints: int
+    deterministic: bool
+
+
+@gin.configurable
+def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e-4, d_lr=2e-4,
+            beta1=0.0, beta2=0.9, ema_decay=None, log_every=100, save_every=5000,
+            sample_every=5000, keep_checkpoints=1000, deterministic=False):
+    """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
+    turns on TensorFlow's op determinism (slower) for bit-reproducible runs."""
+    if training_steps < 0 or batch_size < 1 or disc_iters < 1:
+        raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
+    for name, every in (("log_every", log_every), ("save_every", save_every), ("sample_every", sample_every)):
+        if every < 1:
+            raise UserError(f"options.{name} must be >= 1 (got {every})")
+    return Options(int(training_steps), int(batch_size), int(seed), int(disc_iters), float(g_lr),
+                   float(d_lr), float(beta1), float(beta2),
+                   None if ema_decay is None else float(ema_decay), int(log_every),
+                   int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic))
+
+
+def _format_duration(seconds):
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _atomic_write(path, data):
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(data)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def image_grid(images, columns=8):
+    """[N, H, W, C] in [-1, 1] -> one uint8 [rows*H, columns*W, C] grid."""
+    images = np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    n, h, w, c = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.zeros((rows * h, columns * w, c), np.uint8)
+    for i, image in enumerate(images):
+        r, k = divmod(i, columns)
+        grid[r * h:(r + 1) * h, k * w:(k + 1) * w] = image
+    return grid
+
+
+class Trainer:
+    """Owns one run's model, strategy, checkpoints and outputs under `model_dir`."""
+
+    def __init__(self, model_dir, strategy):
+        self.model_dir, self.strategy = model_dir, strategy
+        self.opts = options()
+        if self.opts.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(self.opts.seed)
+        self.data = datasets.Dataset()
+        arch = architectures.architecture()
+        replicas = strategy.num_replicas_in_sync
+        if self.opts.batch_size % replicas:
+            raise UserError(f"options.batch_size={self.opts.batch_size} must be divisible by the "
+                            f"{replicas} replicas of strategy {type(strategy).__name__}")
+        with strategy.scope():
+            self.gan = GANModel(arch, self.data.image_shape, self.data.num_classes,
+                                self.opts.batch_size, replicas, self.opts.g_lr, self.opts.d_lr,
+                                self.opts.beta1, self.opts.beta2, self.opts.ema_decay)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.checkpoint = tf.train.Checkpoint(step=self.step, **self.gan.trackables())
+        self.task, self.is_chief = distribute.worker_info(strategy)
+        self.checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+        # Every worker must save; only the chief's copy is kept (tf.distribute's convention).
+        save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir,
+                                                  max_to_keep=self.opts.keep_checkpoints)
+        logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
+                     f"{architectures.parameter_count(self.gan.generator):,}",
+                     f"{architectures.parameter_count(self.gan.discriminator):,}",
+                     arch.name, self.data.source_description)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def restore(self):
+        """Restores the latest checkpoint, if any; returns its step (0 for a fresh run)."""
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        state_file = os.path.join(self.checkpoint_dir, "checkpoint")
+        if latest is None:
+            if tf.io.gfile.exists(state_file):
+                raise UserError(f"{state_file} names a checkpoint whose files are missing. Restore "
+                                f"them, or delete {self.checkpoint_dir} to start this run over.")
+            logging.info("No checkpoint in %s: starting a new run at step 0.", self.checkpoint_dir)
+            return 0
+        try:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError) as e:
+            files = ", ".join(sorted(os.path.basename(p) for p in tf.io.gfile.glob(latest + ".*")))
+            raise UserError(
+                f"cannot restore the latest checkpoint {latest}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:300]}\n"
+                f"If it is corrupted, delete its files ({files}) and the run resumes from the previous "
+                f"checkpoint; if the gin config changed since it was written, use the original config "
+                f"or a new --model_dir.") from e
+        step = int(self.step.numpy())
+        logging.info("Resuming from %s at step %d.", latest, step)
+        return step
+
+    def save(self, step):
+        path = self.manager.save(checkpoint_number=step)
+        if not self.is_chief:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+    # -- the step ---------------------------------------------------------------------------
+
+    def _build_train_step(self):
+        gan, strategy, opts = self.gan, self.strategy, self.opts
+
+        @tf.function
+        def train_step(iterator):
+            base_seed = tf.stack([tf.constant(opts.seed, tf.int64), self.step.read_value()])
+            metrics = {}
+            labels = None
+            for i in range(opts.disc_iters):
+                images, labels = next(iterator)
+                seed = tf.random.experimental.stateless_fold_in(base_seed, i)
+                metrics.update(strategy.run(gan.d_step, args=(images, labels, seed)))
+            seed = tf.random.experimental.stateless_fold_in(base_seed, opts.disc_iters)
+            metrics.update(strategy.run(gan.g_step, args=(labels, seed)))
+            gan.update_ema()
+            self.step.assign_add(1)
+            return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                    for k, v in metrics.items()}
+
+        return train_step
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def write_samples(self, step, num=64):
+        z = tf.random.stateless_normal([num, self.gan.arch.z_dim], seed=[self.opts.seed, 2**20])
+        labels = tf.range(num, dtype=tf.int32) % self.data.num_classes
+        images = self.gan.sampling_generator(z, labels, training=False)
+        path = os.path.join(self.model_dir, "samples", f"step_{step:06d}.png")
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
+        return path
+
+    def train(self):
+        opts = self.opts
+        start = self.restore()
+        if self.is_chief:
+            _atomic_write(os.path.join(self.model_dir, "operative_config.gin"),
+                          gin.operative_config_str().encode())
+        if start >= opts.training_steps:
+            logging.info("Already trained to step %d (training_steps=%d); nothing to do.",
+                         start, opts.training_steps)
+            return start
+        consumed = start * opts.disc_iters * opts.batch_size
+        dataset = self.data.train_input(opts.batch_size, opts.seed, skip_examples=consumed)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        train_step = self._build_train_step()
+        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None
+        last_time, last_step = time.time(), start
+        logging.info("Training steps %d -> %d (batch %d over %d replica(s), disc_iters %d).", start,
+                     opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
+        step = start
+        while step < opts.training_steps:
+            metrics = {k: float(v) for k, v in train_step(iterator).items()}
+            step += 1
+            bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+            if bad:
+                kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
+                raise NaNLossError(
+                    f"non-finite loss at generator step {step}: "
+                    + ", ".join(f"{k}={v}" for k, v in bad.items())
+                    + f". Training stopped without saving; last good checkpoint: {kept}. "
+                    "Try lower learning rates, a penalty, or spectral norm.")
+            done = step == opts.training_steps
+            if step % opts.log_every == 0 or done:
+                now = time.time()
+                rate = (step - last_step) / max(now - last_time, 1e-9)
+                last_time, last_step = now, step
+                eta = _format_duration((opts.training_steps - step) / rate) if rate > 0 else "?"
+                logging.info("step %d/%d | %s | %.2f steps/s | ETA %s", step, opts.training_steps,
+                             " ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())), rate, eta)
+                if writer:
+                    with writer.as_default(step=step):
+                        for k, v in metrics.items():
+                            tf.summary.scalar(k, v)
+                        tf.summary.scalar("steps_per_second", rate)
+                    writer.flush()
+            if self.is_chief and (step % opts.sample_every == 0 or done):
+                self.write_samples(step)
+            if step % opts.save_every == 0 or done:
+                self.save(step)
+        logging.info("Training done at step %d; checkpoints in %s.", step, self.checkpoint_dir)
+        return step

@@ -1,0 +1,25 @@
+"""compare_ssgan: self-supervised GAN benchmarking on TensorFlow 2 / Keras 3."""
+import setuptools
+
+setuptools.setup(
+    name="compare_ssgan",
+    version="0.1.0",
+    description="Self-supervised GANs (SS-GAN, LT-GAN) and baselines, trained from gin files "
+    "under tf.distribute.",
+    packages=setuptools.find_packages(include=["compare_ssgan", "compare_ssgan.*"]),
+    python_requires=">=3.10",
+    # TF 2.21 ships Keras 3; the numbers in benchmarks/results were produced with these versions.
+    install_requires=[
+        "tensorflow==2.21.*",
+        "tensorboard>=2.20,<3",  # TF 2.21 no longer pulls it in; tf.summary needs it
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9.9,<5",
+        "gin-config==0.5.0",
+        "absl-py>=2.1,<3",
+        "numpy>=1.26,<3",
+        "scipy>=1.13,<2",
+        "pillow>=10",
+        "matplotlib>=3.8,<4",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
