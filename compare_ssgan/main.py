@@ -53,7 +53,6 @@ def _run(argv):
     from compare_ssgan import distribute
 
     strategy = distribute.make_strategy()
-    runner.check_model_dir(FLAGS.model_dir)
     runner.run(FLAGS.model_dir, FLAGS.schedule, strategy)
 
 

@@ -21,6 +21,7 @@ def check_model_dir(model_dir):
 def run(model_dir, schedule, strategy):
     if schedule not in SCHEDULES:
         raise UserError(f"unknown --schedule={schedule}; valid: {', '.join(SCHEDULES)}")
+    check_model_dir(model_dir)
     from compare_ssgan import training
 
     if schedule == "train":

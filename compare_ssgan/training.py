@@ -148,7 +148,14 @@ class Trainer:
 
     # -- the step ---------------------------------------------------------------------------
 
-    def _build_train_step(self):
+    def make_iterator(self, start_step):
+        """The distributed input, positioned after what `start_step` steps consumed."""
+        consumed = start_step * self.opts.disc_iters * self.opts.batch_size
+        dataset = self.data.train_input(self.opts.batch_size, self.opts.seed, skip_examples=consumed)
+        return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+    def build_train_step(self):
+        """tf.function running disc_iters D steps and one G step; returns mean metrics."""
         gan, strategy, opts = self.gan, self.strategy, self.opts
 
         @tf.function
@@ -190,10 +197,8 @@ class Trainer:
             logging.info("Already trained to step %d (training_steps=%d); nothing to do.",
                          start, opts.training_steps)
             return start
-        consumed = start * opts.disc_iters * opts.batch_size
-        dataset = self.data.train_input(opts.batch_size, opts.seed, skip_examples=consumed)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        train_step = self._build_train_step()
+        iterator = self.make_iterator(start)
+        train_step = self.build_train_step()
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None
         last_time, last_step = time.time(), start
         logging.info("Training steps %d -> %d (batch %d over %d replica(s), disc_iters %d).", start,

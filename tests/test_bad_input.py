@@ -1,0 +1,60 @@
+"""User mistakes end with one clear message naming the fix (exit code 2), no traceback."""
+import os
+
+import pytest
+import tensorflow as tf
+
+from run_helpers import run_cli, smoke_args
+
+
+def _fails_with(args, *fragments):
+    result = run_cli(args, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.parametrize("param, fragments", [
+    ("options.trainng_steps=3", ["bad gin configuration", "trainng_steps"]),
+    ("loss.fn=@hingee", ["bad gin configuration", "hingee"]),
+    ("architecture.name='resnet_foo'", ["unknown architecture 'resnet_foo'", "resnet_cifar, sndcgan"]),
+    ("penalty.fn=@wgan_gpp", ["bad gin configuration", "wgan_gpp"]),
+    ("strategy.name='gpu_cluster'", ["unknown strategy 'gpu_cluster'", "mirrored"]),
+    ("dataset.image_folder='/nonexistent/cifar'", ["image folder /nonexistent/cifar does not exist"]),
+])
+def test_bad_configuration(tmp_path, param, fragments):
+    _fails_with(smoke_args(str(tmp_path / "run"), "cifar10/ssgan.gin", params=[param]), *fragments)
+
+
+def test_missing_gin_file(tmp_path):
+    _fails_with(["--gin_file=gin/cifar10/nope.gin", f"--model_dir={tmp_path}"], "nope.gin does not exist")
+
+
+def test_unwritable_model_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    _fails_with(smoke_args(str(blocker / "run"), "cifar10/uncond.gin"), "is not writable")
+
+
+def test_corrupted_latest_checkpoint(tmp_path):
+    model_dir = str(tmp_path / "run")
+    run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    with open(latest + ".index", "wb") as f:
+        f.write(b"garbage")
+    _fails_with(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=6"]),
+                "cannot restore the latest checkpoint", "ckpt-4.index", "resumes from the previous")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    model_dir = str(tmp_path / "run")
+    run_cli(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=2"]))
+    # Resumed with a penalty weight that overflows float32: step 3's D loss is inf.
+    result = _fails_with(
+        smoke_args(model_dir, "cifar10/uncond.gin",
+                   params=["penalty.fn=@wgan_gp", "penalty.weight=1e39"]),
+        "non-finite loss at generator step 3", "last good checkpoint")
+    assert "ckpt-2" in result.stderr
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
