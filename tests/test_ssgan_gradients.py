@@ -58,7 +58,7 @@ def values(variables):
 
 def all_d_weights(gan):
     """Every D variable, trainable or not (spectral-norm vectors too), head included."""
-    return gan.discriminator.weights + [w for t in gan.tasks for l in t.d_layers for w in l.weights]
+    return gan.discriminator.weights + [w for t in gan.tasks for layer in t.d_layers for w in layer.weights]
 
 
 def assert_equal_lists(a, b, atol=0.0):
@@ -140,8 +140,9 @@ def test_d_update_does_not_depend_on_fake_rotation_loss():
     assert_equal_lists(a["d1"], b["d1"], atol=1e-7)
     for before, after in zip(a["d0"], a["d1"]):  # every D variable, head included, changed
         assert not np.allclose(before, after, rtol=0, atol=1e-6)
-    assert a["d_metrics"]["d_loss"] == b["d_metrics"]["d_loss"]
-    np.testing.assert_array_equal(a["d_grads"], b["d_grads"])  # exactly the same gradient
+    np.testing.assert_allclose(a["d_metrics"]["d_loss"], b["d_metrics"]["d_loss"], rtol=1e-7)
+    np.testing.assert_allclose(a["d_grads"], b["d_grads"], rtol=0,  # the same gradient
+                               atol=1e-6 * np.abs(a["d_grads"]).max())
     # a D step leaves G's trainable variables alone
     assert_equal_lists(a["g0"], a["g1"])
 
@@ -238,11 +239,13 @@ def test_rot_only_d_update_does_not_see_fake_images():
     assert_equal_lists(base["d0"], other_g["d0"])
     assert_lists_differ(base["g0"], other_g["g0"])
     assert_equal_lists(base["d1"], other_g["d1"], atol=1e-7)
-    np.testing.assert_array_equal(base["d_grads"], other_g["d_grads"])
+    np.testing.assert_allclose(base["d_grads"], other_g["d_grads"], rtol=0,
+                               atol=1e-6 * np.abs(base["d_grads"]).max())
     # ... although D did see different fakes (its unused adversarial loss changed)
     assert not np.isclose(base["d_metrics"]["d_adversarial_loss"],
                           other_g["d_metrics"]["d_adversarial_loss"], rtol=1e-3)
-    assert base["d_metrics"]["rotation_loss_real"] == other_g["d_metrics"]["rotation_loss_real"]
+    np.testing.assert_allclose(base["d_metrics"]["rotation_loss_real"],
+                               other_g["d_metrics"]["rotation_loss_real"], rtol=1e-6)
 
 
 def test_g_step_leaves_d_and_rotation_head_alone():
@@ -260,12 +263,10 @@ def test_g_step_leaves_d_and_rotation_head_alone():
     assert_lists_differ(rec["g1"], rec["g2"])
 
 
-
-
 def test_g_gradient_is_adversarial_plus_g_weight_times_rotation_gradient():
     """G's gradient is linear in g_weight (alpha): grad(w) = grad(0) + w * grad(CE_fake).
     The three models see the same D (the D step ignores g_weight, checked above)."""
     g0, g02, g50 = (trained(params=g_weight(w))["g_grads"] for w in (0.0, 0.2, 50.0))
     rot = (g02 - g0) / 0.2
     assert np.linalg.norm(rot) > 1e-2 * np.linalg.norm(g0)  # the rotation term is not negligible
-    np.testing.assert_allclose(g50 - g0, 50.0 * rot, rtol=0, atol=2e-3 * np.abs(50.0 * rot).max())
+    np.testing.assert_allclose(g50 - g0, 50.0 * rot, rtol=0, atol=1e-4 * np.abs(50.0 * rot).max())
