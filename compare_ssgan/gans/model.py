@@ -106,18 +106,14 @@ class GANModel:
             real_features, fake_features = tf.split(features, 2)
             adversarial, _ = self.loss_fn(d_real, d_fake)
             penalty = self.penalty_fn(self.discriminator, real, fake, self._replica_seed(seed_penalty))
-            total = self.adversarial_weight * adversarial + self.penalty_weight * penalty
             metrics = {"d_adversarial_loss": adversarial, "penalty": penalty}
             ctx = StepContext(self.generator, self.discriminator, real, fake,
                               real_features, fake_features, z, labels, seed)
-            for task in self.tasks:
-                task_loss, task_metrics = task.d_loss(ctx)
-                total += task_loss
-                metrics.update(task_metrics)
+            total = self._with_task_losses(
+                self.adversarial_weight * adversarial + self.penalty_weight * penalty,
+                [task.d_loss for task in self.tasks], ctx, metrics)
             scaled = total / self.num_replicas  # inside the tape, or it has no gradient
-        variables = self.d_variables
-        grads = tape.gradient(scaled, variables)
-        self.d_optimizer.apply(grads, variables)
+        self._apply(tape, scaled, self.d_variables, self.d_optimizer)
         metrics["d_loss"] = total
         return metrics
 
@@ -129,20 +125,28 @@ class GANModel:
             fake = self.generator(z, labels, training=True)
             d_fake, fake_features = self.discriminator(fake, labels, training=False)
             _, adversarial = self.loss_fn(d_fake, d_fake)
-            total = self.adversarial_weight * adversarial
             metrics = {"g_adversarial_loss": adversarial}
             ctx = StepContext(self.generator, self.discriminator, None, fake,
                               None, fake_features, z, labels, seed)
-            for task in self.tasks:
-                task_loss, task_metrics = task.g_loss(ctx)
-                total += task_loss
-                metrics.update(task_metrics)
+            total = self._with_task_losses(self.adversarial_weight * adversarial,
+                                           [task.g_loss for task in self.tasks], ctx, metrics)
             scaled = total / self.num_replicas
-        variables = self.g_variables
-        grads = tape.gradient(scaled, variables)
-        self.g_optimizer.apply(grads, variables)
+        self._apply(tape, scaled, self.g_variables, self.g_optimizer)
         metrics["g_loss"] = total
         return metrics
+
+    @staticmethod
+    def _with_task_losses(total, task_loss_fns, ctx, metrics):
+        """Adds each task's weighted loss to `total`, collecting the tasks' metrics."""
+        for loss_fn in task_loss_fns:
+            task_loss, task_metrics = loss_fn(ctx)
+            total += task_loss
+            metrics.update(task_metrics)
+        return total
+
+    @staticmethod
+    def _apply(tape, scaled_loss, variables, optimizer):
+        optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
     def update_ema(self):
         """EMA of G's trainable weights; BN statistics are copied (cross-replica context)."""
