@@ -1,0 +1,248 @@
+"""Resumable sweeps of training+evaluation runs, locally or on a Ray cluster.
+
+python benchmarks/sweep.py --sweep=robustness --preset=mini --datasets=cifar10 --seeds=0,1,2 \
+    --out=sweeps/rob --executor=local --workers=1 \
+    --gin_param="dataset.image_folder='../shared/data/cifar10/cifar10-jpeg.tar.gz'"
+
+Each run is `python -m compare_ssgan.main ... --schedule=eval_after_train` in its own model_dir
+`<out>/runs/<run id>`; its state lives in `<run dir>/sweep_status.json`. Re-running the same
+command skips finished runs, resumes interrupted ones from their checkpoints (the trainer does
+that) and retries failed ones up to --retries times. After every run, all runs' scores are
+gathered into `<out>/results.jsonl` (rewritten atomically, one record per run and evaluated
+step) for make_tables.py.
+"""
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grids  # noqa: E402
+
+flags.DEFINE_string("sweep", "robustness", "robustness | sample_quality | path to a grid JSON file.")
+flags.DEFINE_enum("preset", "mini", list(grids.PRESETS), "Scale of every run.")
+flags.DEFINE_list("datasets", ["cifar10"], "Datasets (folders under gin/).")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+flags.DEFINE_string("out", None, "Sweep directory (run dirs, results.jsonl).")
+flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where runs execute.")
+flags.DEFINE_integer("workers", 1, "Concurrent runs (local executor).")
+flags.DEFINE_string("ray_address", None, "Ray cluster address (ray executor); None starts a local Ray.")
+flags.DEFINE_float("gpus_per_run", 0.0, "GPUs each Ray task requests.")
+flags.DEFINE_integer("retries", 1, "Extra attempts for a failed run, per invocation.")
+flags.DEFINE_multi_string("gin_param", [], "Binding applied to every run, e.g. the data location.")
+flags.DEFINE_bool("dry_run", False, "Print the runs (id and bindings) and exit.")
+FLAGS = flags.FLAGS
+
+STATUS_FILE = "sweep_status.json"
+RESULTS_FILE = "results.jsonl"
+
+
+def _atomic_write(path, text):
+    tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def run_dir(out, spec):
+    return os.path.join(out, "runs", spec.run_id)
+
+
+def read_status(out, spec):
+    try:
+        with open(os.path.join(run_dir(out, spec), STATUS_FILE)) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return {"state": "pending", "attempts": 0}
+
+
+def write_status(out, spec, **status):
+    _atomic_write(os.path.join(run_dir(out, spec), STATUS_FILE), json.dumps(status, indent=1))
+
+
+def command(spec, model_dir):
+    args = [sys.executable, "-m", "compare_ssgan.main"]
+    args += [f"--gin_file={f}" for f in spec.gin_files]
+    args += [f"--gin_param={p}" for p in spec.gin_params()]
+    return args + [f"--model_dir={model_dir}", "--schedule=eval_after_train"]
+
+
+def execute(args, cwd, log_path):
+    """Runs one CLI invocation, appending its output to log_path; returns (exit code, seconds).
+    Self-contained (stdlib only) so Ray can ship it to any worker."""
+    import subprocess as sp
+    import time as tm
+
+    start = tm.time()
+    with open(log_path, "a") as log:
+        log.write(f"\n=== {tm.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n")
+        log.flush()
+        code = sp.call(args, cwd=cwd, stdout=log, stderr=sp.STDOUT, env=dict(__import__("os").environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    return code, tm.time() - start
+
+
+class LocalExecutor:
+    def __init__(self, workers):
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+        self.slots = max(1, workers)
+
+    def submit(self, args, cwd, log_path):
+        return self.pool.submit(execute, args, cwd, log_path)
+
+    def shutdown(self):
+        self.pool.shutdown(wait=True)
+
+
+class RayExecutor:
+    """Each run is a Ray task (shared filesystem and the same checkout path on every node)."""
+
+    def __init__(self, address, gpus_per_run):
+        import ray
+
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+        self.ray = ray
+        # Defined here so Ray pickles it by value: workers need not import this file.
+        remote_execute = ray.remote(num_gpus=gpus_per_run, max_retries=0)(
+            lambda args, cwd, log_path: execute(args, cwd, log_path))
+        self.remote = remote_execute
+        self.slots = max(1, int(ray.cluster_resources().get("GPU" if gpus_per_run else "CPU", 1)
+                                // (gpus_per_run or 1)))
+
+    def submit(self, args, cwd, log_path):
+        ref = self.remote.remote(args, cwd, log_path)
+        return ref.future()
+
+    def shutdown(self):
+        self.ray.shutdown()
+
+
+def gather_results(out, specs):
+    """Rewrites <out>/results.jsonl from every run's scores (one record per run and step)."""
+    lines = []
+    for spec in specs:
+        path = os.path.join(run_dir(out, spec), "scores.jsonl")
+        if not os.path.exists(path):
+            continue
+        by_step = {}
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    record = json.loads(line)
+                    by_step[record["step"]] = record  # the latest evaluation of a step wins
+        status = read_status(out, spec)
+        for step in sorted(by_step):
+            record = dict(by_step[step])
+            record["sweep"] = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
+                               "seed": spec.seed, "gin_files": list(spec.gin_files),
+                               "bindings": [list(b) for b in spec.bindings], "labels": dict(spec.labels),
+                               "state": status.get("state")}
+            lines.append(json.dumps(record, sort_keys=True))
+    _atomic_write(os.path.join(out, RESULTS_FILE), "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+class Progress:
+    def __init__(self, total, slots):
+        self.total, self.slots, self.start = total, slots, time.time()
+        self.done = self.failed = self.running = self.skipped = 0
+        self.durations = []
+
+    def line(self):
+        remaining = self.total - self.done - self.failed
+        eta = "?"
+        if self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            eta = f"{remaining * mean / self.slots / 60:.0f}m"
+        return (f"[sweep] {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
+                f"{self.failed} failed | elapsed {(time.time() - self.start) / 60:.0f}m | ETA {eta}")
+
+
+def run_sweep(specs, out, executor, retries, log=print):
+    """Runs every unfinished spec; returns the number of runs that failed all their attempts."""
+    os.makedirs(out, exist_ok=True)
+    progress = Progress(len(specs), executor.slots)
+    pending = []
+    for spec in specs:
+        if read_status(out, spec).get("state") == "done":
+            progress.done += 1
+            progress.skipped += 1
+        else:
+            pending.append(spec)
+    log(progress.line())
+    futures = {}
+
+    def launch(spec, attempt_in_invocation):
+        model_dir = run_dir(out, spec)
+        os.makedirs(model_dir, exist_ok=True)
+        previous = read_status(out, spec)
+        attempts = previous.get("attempts", 0) + 1
+        args = command(spec, os.path.abspath(model_dir))
+        write_status(out, spec, state="running", attempts=attempts, command=args)
+        future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"))
+        futures[future] = (spec, attempt_in_invocation, attempts, args)
+        progress.running += 1
+
+    for spec in pending:
+        launch(spec, 1)
+    while futures:
+        finished, _ = concurrent.futures.wait(list(futures), return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+            spec, tries, attempts, args = futures.pop(future)
+            progress.running -= 1
+            try:
+                code, seconds = future.result()
+            except Exception as e:  # an executor failure counts as a failed attempt
+                code, seconds = f"{type(e).__name__}: {e}", 0.0
+            ok = code == 0
+            write_status(out, spec, state="done" if ok else "failed", attempts=attempts,
+                         returncode=code, seconds=round(seconds, 1), command=args)
+            if ok:
+                progress.done += 1
+                progress.durations.append(seconds)
+            elif tries <= retries:
+                log(f"[sweep] {spec.run_id} failed (exit {code}); retrying "
+                    f"(see {os.path.join(run_dir(out, spec), 'log.txt')})")
+                launch(spec, tries + 1)
+            else:
+                progress.failed += 1
+                log(f"[sweep] {spec.run_id} failed (exit {code}) after {tries} attempt(s); "
+                    f"log: {os.path.join(run_dir(out, spec), 'log.txt')}")
+            gather_results(out, specs)
+            log(progress.line())
+    gather_results(out, specs)
+    return progress.failed
+
+
+def main(argv):
+    del argv
+    if not FLAGS.out:
+        raise app.UsageError("--out is required: the sweep directory")
+    try:
+        specs = grids.build(FLAGS.sweep, FLAGS.datasets, [int(s) for s in FLAGS.seeds], FLAGS.preset,
+                            grids.parse_bindings(FLAGS.gin_param))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if FLAGS.dry_run:
+        for spec in specs:
+            print(f"{spec.run_id}  {spec.describe()}")
+        print(f"{len(specs)} runs")
+        return
+    executor = (LocalExecutor(FLAGS.workers) if FLAGS.executor == "local"
+                else RayExecutor(FLAGS.ray_address, FLAGS.gpus_per_run))
+    try:
+        failed = run_sweep(specs, FLAGS.out, executor, FLAGS.retries)
+    finally:
+        executor.shutdown()
+    print(f"[sweep] results: {os.path.join(FLAGS.out, RESULTS_FILE)}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    app.run(main)
