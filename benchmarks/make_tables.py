@@ -98,11 +98,11 @@ def robustness_rows(records):
     diverged = collections.defaultdict(int)
     for r in final_records(records):
         key = (r["dataset"], setting(r))
+        values = cells[key][r["model"]]  # listed even if every seed diverged
         if r.get("fid") is None:
             diverged[key + (r["model"],)] += 1
         else:
-            cells[key][r["model"]].append(r["fid"])
-        cells[key].setdefault(r["model"], cells[key][r["model"]])
+            values.append(r["fid"])
     return cells, diverged
 
 

@@ -1,0 +1,130 @@
+"""Sweeps: the paper's grid, resumable local and Ray execution, tables from the results."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from run_helpers import IMAGE_FOLDER, REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import grids  # noqa: E402
+import make_tables  # noqa: E402
+import sweep  # noqa: E402
+
+
+def test_robustness_grid_is_the_papers():
+    specs = grids.build("robustness", ["cifar10"], [0, 1, 2], "mini")
+    assert len(specs) == 9 * 2 * 3
+    settings = {tuple(v for _, v in s.labels) for s in specs}
+    assert settings == {(p, lam, b1, b2, d)
+                        for p, lam in (("SN", None), ("WGAN-GP (1)", 1.0), ("WGAN-GP (10)", 10.0))
+                        for b1, b2, d in ((0.0, 0.9, 1), (0.0, 0.9, 2), (0.5, 0.999, 1))}
+    assert {s.model for s in specs} == {"uncond", "ssgan"} and {s.seed for s in specs} == {0, 1, 2}
+    assert len({s.run_id for s in specs}) == len(specs)
+    # Ids are stable and ignore where the data is read from.
+    moved = grids.build("robustness", ["cifar10"], [0, 1, 2], "mini", (("dataset.image_folder", "'x'"),))
+    assert [s.run_id for s in specs] == [s.run_id for s in moved]
+    gp = next(s for s in specs if dict(s.labels)["penalty"] == "WGAN-GP (10)")
+    assert ("penalty.weight", "10.0") in gp.bindings and ("architecture.d_spectral_norm", "False") in gp.bindings
+
+
+def test_dry_run_prints_one_line_per_run():
+    out = subprocess.run([sys.executable, "benchmarks/sweep.py", "--sweep=robustness", "--preset=mini",
+                          "--seeds=0,1", "--out=unused", "--dry_run"], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out[-1] == "36 runs" and len(out) == 37
+    assert all(line.startswith("cifar10-") and "options.seed=" in line for line in out[:-1])
+
+
+def _grid_file(tmp_path, models):
+    path = tmp_path / "grid.json"
+    path.write_text(json.dumps({"models": models, "grid": {"options.beta2": [0.9]}}))
+    return str(path)
+
+
+def _sweep_args(grid, out, *extra):
+    return [sys.executable, "benchmarks/sweep.py", f"--sweep={grid}", "--preset=smoke", "--seeds=0",
+            f"--out={out}", f"--gin_param={IMAGE_FOLDER}", *extra]
+
+
+def _final_steps(out):
+    records = make_tables.load(out)
+    return sorted((r["sweep"]["run_id"], r["step"]) for r in make_tables.final_records(records)), records
+
+
+def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
+    grid, out = _grid_file(tmp_path, ["uncond", "ssgan", "rot_only"]), str(tmp_path / "sweep")
+    proc = subprocess.Popen(_sweep_args(grid, out, "--workers=1"), cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    specs = grids.build(grid, ["cifar10"], [0], "smoke")
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill once one run finished and the next is under way
+            states = [sweep.read_status(out, s)["state"] for s in specs]
+            if states.count("done") >= 1 and "running" in states:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"sweep made no progress: {states}")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    first_done = [s.run_id for s in specs if sweep.read_status(out, s)["state"] == "done"]
+    result = subprocess.run(_sweep_args(grid, out, "--workers=1"), cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"1/3 done ({len(first_done)} earlier)" in result.stdout or len(first_done) != 1
+    finals, records = _final_steps(out)
+    assert finals == sorted((s.run_id, 4) for s in specs)  # every run, once, at its last step
+    keys = [(r["sweep"]["run_id"], r["step"]) for r in records]
+    assert len(keys) == len(set(keys))
+    for spec in specs:  # the finished run was not redone
+        status = sweep.read_status(out, spec)
+        assert status["state"] == "done"
+        assert status["attempts"] == (1 if spec.run_id in first_done else status["attempts"])
+    table = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={out}",
+                            "--table=robustness", "--format=markdown", f"--plot_dir={out}/plots"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "Uncond-GAN" in table and "SS-GAN" in table and "CIFAR-10 classifier" in table
+    assert os.path.exists(os.path.join(out, "plots", "fid_vs_step_cifar10.png"))
+
+
+def test_ray_executor_runs_a_smoke_sweep(tmp_path):
+    pytest.importorskip("ray", reason="Ray is the optional [ray] extra; .ci/run installs it")
+    grid, out = _grid_file(tmp_path, ["uncond", "ssgan"]), str(tmp_path / "sweep")
+    result = subprocess.run(_sweep_args(grid, out, "--executor=ray"), cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2/2 done" in result.stdout
+    finals, _ = _final_steps(out)
+    assert [step for _, step in finals] == [4, 4]
+    table = make_tables.robustness_table(make_tables.load(out), "latex")
+    assert "\\begin{tabular}" in table and "SS-GAN" in table
+
+
+def _record(model, seed, fid, step=100, sn=True, penalty="no_penalty"):
+    return {"sweep": {"run_id": f"{model}-{seed}-{penalty}"}, "model": model, "seed": seed, "fid": fid,
+            "step": step, "dataset": "cifar10", "penalty": penalty, "lambda": 1.0, "beta1": 0.0,
+            "beta2": 0.9, "disc_iters": 1, "architecture_config": {"d_spectral_norm": sn},
+            "fid_label": "FID (CIFAR-10 classifier)", "num_samples": 2000,
+            "feature_network": {"name": "cifar10_classifier"}}
+
+
+def test_robustness_table_values_marks_and_flags():
+    records = [_record("uncond", 0, 110.0), _record("uncond", 1, 130.0), _record("ssgan", 0, 20.0),
+               _record("ssgan", 1, 22.0), _record("ssgan", 1, 99.0, step=50),  # earlier step: ignored
+               _record("uncond", 0, 50.0, sn=False, penalty="wgan_gp"),
+               _record("ssgan", 0, None, sn=False, penalty="wgan_gp")]
+    table = make_tables.robustness_table(records, "markdown")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
+    assert "120.00 ± 14.14†" in rows["SN"] and "**21.00 ± 1.41**" in rows["SN"]
+    assert "50.00" in rows["WGAN-GP"] and "diverged (1)" in rows["WGAN-GP"]
+    assert "FID (CIFAR-10 classifier)" in table and "2000 generated samples" in table
+    assert "Not Inception FID" in table
+    csv = make_tables.robustness_table(records, "csv")
+    assert csv.splitlines()[0].startswith("Penalty,λ,β1,β2,D iters,cifar10: Uncond-GAN,cifar10: SS-GAN")
+    best = make_tables.sample_quality_table(records, "markdown")
+    assert "| SS-GAN | 20.00 |" in best and "| Uncond-GAN | 50.00 |" in best
