@@ -21,5 +21,8 @@ setuptools.setup(
         "pillow>=10",
         "matplotlib>=3.8,<4",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        "ray": ["ray>=2.40,<3"],  # the sweep harness's cluster executor
+    },
 )
