@@ -7,6 +7,8 @@ setuptools.setup(
     description="Self-supervised GANs (SS-GAN, LT-GAN) and baselines, trained from gin files "
     "under tf.distribute.",
     packages=setuptools.find_packages(include=["compare_ssgan", "compare_ssgan.*"]),
+    # The offline CIFAR-10 feature network (benchmarks/results/cifar10_classifier/README.md).
+    package_data={"compare_ssgan.eval": ["weights/*.weights.h5"]},
     python_requires=">=3.10",
     # TF 2.21 ships Keras 3; the numbers in benchmarks/results were produced with these versions.
     install_requires=[

@@ -3,6 +3,24 @@
 Images leave this module as float32 NHWC in [-1, 1] (the generator's tanh range); labels
 as int32. Both sources yield the same splits and the same label numbering.
 
+Every image is centrally cropped to the target aspect ratio (square for all datasets here)
+and then resized (bilinear, antialiased) to `image_shape`: nothing is squashed, and an image
+already at the target size passes through unchanged. Unlabelled datasets (`class_names=None`:
+CelebA-HQ, LSUN, STL-10's unlabelled split) have one class: labels are zeros and
+`num_classes` is 1, so the sample grid, conditional code paths and `labels % num_classes`
+all stay valid (a conditional model on them degenerates to an unconditional one).
+
+Splits are tfds split strings. Where tfds has no held-out split we slice one off `train`:
+  cifar10         train / test                                          32x32
+  imagenet2012    train / validation (the paper's test split)           128x128
+  celeb_a_hq      tfds 'celeb_a_hq/128': train[:-3000] / train[-3000:]  128x128 (3,000
+                  held-out images: the SS-GAN paper's FID sample count for CelebA-HQ)
+  lsun_bedroom    tfds 'lsun/bedroom': train[10000:] / train[:10000]    128x128 (the first
+                  10,000 training images held out; tfds' own validation split has only 300)
+  stl10           unlabelled / test                                     48x48 (as SNGAN and
+                  LT-GAN: the 100k unlabelled images, resized from 96x96)
+imagenet2012 and celeb_a_hq need a manual download (see `DatasetInfo.manual_download`).
+
 Resuming must see the same data order as an uninterrupted run, so every pipeline is a fixed
 source order -> seeded shuffle -> repeat -> skip(examples already consumed) -> decode ->
 batch. The skip runs before decoding (on file paths or encoded bytes), so it is cheap.
@@ -22,11 +40,30 @@ from compare_ssgan.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
+    """`class_names=None`: unlabelled (one class, labels 0). `manual_download`: what tfds
+    cannot fetch itself, for the error message."""
     tfds_name: str
     image_shape: tuple
-    class_names: tuple
+    class_names: tuple | None
     train_split: str = "train"
     eval_split: str = "test"
+    manual_download: str | None = None
+
+
+def _imagenet_class_names():
+    """tfds' imagenet2012 label order (WordNet ids, label i = line i), read from the tfds
+    package without importing it; image folders use these ids as class folder names."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorflow_datasets")
+    if spec is not None and spec.origin:
+        path = os.path.join(os.path.dirname(spec.origin), "datasets", "imagenet2012", "labels.txt")
+        if os.path.isfile(path):
+            with open(path) as f:
+                names = tuple(line.strip() for line in f if line.strip())
+            if len(names) == 1000:
+                return names
+    return tuple(f"class_{i:03d}" for i in range(1000))
 
 
 KNOWN = {
@@ -34,6 +71,22 @@ KNOWN = {
         "cifar10", (32, 32, 3),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     ),
+    "imagenet2012": DatasetInfo(
+        "imagenet2012", (128, 128, 3), _imagenet_class_names(),
+        train_split="train", eval_split="validation",
+        manual_download="ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from "
+                        "https://image-net.org/download-images (registration required)",
+    ),
+    "celeb_a_hq": DatasetInfo(
+        "celeb_a_hq/128", (128, 128, 3), None,
+        train_split="train[:-3000]", eval_split="train[-3000:]",
+        manual_download="the CelebA-HQ tar files (data128x128.tar, made with the progressive_growing_of_gans "
+                        "dataset_tool from CelebA and the CelebA-HQ deltas; see the tfds celeb_a_hq page)",
+    ),
+    "lsun_bedroom": DatasetInfo(
+        "lsun/bedroom", (128, 128, 3), None, train_split="train[10000:]", eval_split="train[:10000]",
+    ),
+    "stl10": DatasetInfo("stl10", (48, 48, 3), None, train_split="unlabelled", eval_split="test"),
 }
 
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -79,6 +132,19 @@ def _split_root(root, split):
                     f"expected the layout {split}/<class>/<image>")
 
 
+def central_crop_and_resize(image, height, width):
+    """Largest central crop with the aspect ratio height:width, resized (bilinear,
+    antialiased) to [height, width]; float32 in the input's value range. An image already
+    [height, width] is returned unchanged."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    # crop (ch, cw) with ch / cw == height / width, as large as fits
+    ch = tf.minimum(h, (w * height) // width)
+    cw = tf.minimum(w, (h * width) // height)
+    image = tf.image.crop_to_bounding_box(image, (h - ch) // 2, (w - cw) // 2, ch, cw)
+    return tf.image.resize(image, [height, width], antialias=True)
+
+
 @gin.configurable("dataset")
 class Dataset:
     """A dataset by name; `image_folder` (a directory or .tar.gz in split/class/image layout)
@@ -104,7 +170,8 @@ class Dataset:
 
     @property
     def num_classes(self):
-        return len(self.info.class_names)
+        """1 for unlabelled datasets (all labels 0), else the number of classes."""
+        return 1 if self.info.class_names is None else len(self.info.class_names)
 
     @property
     def source_description(self):
@@ -113,17 +180,20 @@ class Dataset:
     # Sources: (element, label) in a fixed order, plus how to turn an element into pixels.
 
     def _folder_source(self, split):
+        """Labelled: split/<class>/<image>. Unlabelled: images in split/ and any subfolders
+        one level down (their names are ignored), all labelled 0."""
         root = os.path.join(_split_root(self.image_folder, split), split)
         classes = sorted(c for c in os.listdir(root) if os.path.isdir(os.path.join(root, c)))
-        if tuple(classes) != tuple(sorted(self.info.class_names)):
+        labelled = self.info.class_names is not None
+        if labelled and tuple(classes) != tuple(sorted(self.info.class_names)):
             raise UserError(f"image folder {root} has classes {classes}, expected the {self.name} classes "
                             f"{sorted(self.info.class_names)}")
-        index = {c: i for i, c in enumerate(self.info.class_names)}
+        index = {c: i for i, c in enumerate(self.info.class_names)} if labelled else {}
         paths, labels = [], []
-        for c in classes:
+        for c in ([] if labelled else [""]) + classes:
             files = sorted(f for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(_IMAGE_EXTENSIONS))
             paths += [os.path.join(root, c, f) for f in files]
-            labels += [index[c]] * len(files)
+            labels += [index.get(c, 0)] * len(files)
         if not paths:
             raise UserError(f"image folder {root} holds no images")
         return tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int32))), tf.io.read_file, len(paths)
@@ -137,11 +207,21 @@ class Dataset:
             ds = builder.as_dataset(split=split, shuffle_files=False,
                                     decoders={"image": tfds.decode.SkipDecoding()})
         except Exception as e:  # tfds raises many types for a missing/undownloadable dataset
+            manual = ""
+            if self.info.manual_download:
+                data_dir = self.data_dir or os.path.join("~", "tensorflow_datasets")
+                manual = (f"\n{self.info.tfds_name} needs a manual download: put {self.info.manual_download} "
+                          f"in {os.path.join(data_dir, 'downloads', 'manual')}/ (tfds' manual_dir; "
+                          f"dataset.data_dir sets <data_dir>), then run again.")
             raise UserError(
-                f"cannot load tfds dataset {self.info.tfds_name!r} split {split!r}: {type(e).__name__}: {e}\n"
+                f"cannot load tfds dataset {self.info.tfds_name!r} split {split!r}: {type(e).__name__}: "
+                f"{str(e)[:1000]}{manual}\n"
                 f"Without internet, use local files: --gin_param=\"dataset.image_folder='<dir or .tar.gz>'\""
             ) from e
-        ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
+        if self.info.class_names is None:
+            ds = ds.map(lambda ex: (ex["image"], tf.zeros([], tf.int32)))
+        else:
+            ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
         return ds, (lambda encoded: encoded), None
 
     def _source(self, split):
@@ -153,7 +233,7 @@ class Dataset:
         def decode(element, label):
             image = tf.io.decode_image(to_bytes(element), channels=channels, expand_animations=False)
             image.set_shape([None, None, channels])
-            image = tf.image.resize(image, [height, width])  # exact identity at the same size
+            image = central_crop_and_resize(image, height, width)
             return tf.cast(image, tf.float32) / 127.5 - 1.0, label
 
         return decode

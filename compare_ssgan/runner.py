@@ -26,5 +26,9 @@ def run(model_dir, schedule, strategy):
 
     if schedule == "train":
         return training.Trainer(model_dir, strategy).train()
-    raise UserError(f"--schedule={schedule} is not available yet: evaluation (FID/KID/IS) is being "
-                    f"built; use --schedule=train")
+    from compare_ssgan.eval import evaluator
+
+    trainer = training.Trainer(model_dir, strategy)
+    if schedule == "eval_after_train":
+        return evaluator.eval_after_train(trainer)
+    return evaluator.continuous_eval(trainer)

@@ -2,9 +2,15 @@
 
 Interface (all tensors NHWC, images in [-1, 1]):
   generator(z [N, z_dim], labels [N] int32 or None, training) -> images [N, H, W, C]
+      labels are read only by label-conditional norms (g_norm='conditional_batch_norm');
+      every other G ignores them.
   discriminator(images [N, H, W, C], labels or None, training)
       -> (logits [N], features [N, F])   features: the pooled vector that feeds the logit,
                                          which self-supervision heads also read.
+      With `projection`, logits += <embed(labels), features> (Miyato & Koyama 2018); with
+      labels None that term is left out (features never depend on labels).
+  discriminator.block_outputs(images, training) -> list of per-block activations
+      [N, h, w, c] (for linear probes); discriminator.feature_dim = F.
 A family registers a builder `fn(config: ArchitectureConfig, image_shape, num_classes)`
 returning (generator, discriminator) via `@register("name")`.
 """
@@ -39,15 +45,28 @@ class ArchitectureConfig:
     d_spectral_norm: bool
     g_norm: str
     width: float
+    g_spectral_norm: bool = False
+    projection: bool = False
 
     def channels(self, base):
         return max(1, int(round(base * self.width)))
 
 
+    @property
+    def uses_labels(self):
+        return self.g_norm == "conditional_batch_norm" or self.projection
+
+
 @gin.configurable
-def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="batch_norm", width=1.0):
-    """The networks of a run. `g_norm`: 'batch_norm' or 'none'; `width` scales every
-    channel count (1.0 = the paper's networks; tests use small widths)."""
+def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="batch_norm", width=1.0,
+                 g_spectral_norm=False, projection=False):
+    """The networks of a run.
+
+    `g_norm`: G's normaliser, one of ops.GeneratorNorm.KINDS ('batch_norm', 'none',
+    'conditional_batch_norm' (needs labels: model.conditional = True),
+    'self_modulated_batch_norm'); `projection`: add the projection discriminator's class term
+    (needs labels); `g_spectral_norm`: spectral norm on G's layers (BigGAN); `width` scales
+    every channel count (1.0 = the paper's networks; tests use small widths)."""
     if name not in _BUILDERS:
         raise UserError(
             f"unknown architecture {name!r}; valid names: {', '.join(names())} "
@@ -60,7 +79,14 @@ def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="b
             f"unknown generator norm {g_norm!r}; valid: {', '.join(ops.GeneratorNorm.KINDS)} "
             f"(set architecture.g_norm in gin)"
         )
-    return ArchitectureConfig(name, int(z_dim), bool(d_spectral_norm), g_norm, float(width))
+    for key, value in (("projection", projection), ("g_spectral_norm", g_spectral_norm),
+                       ("d_spectral_norm", d_spectral_norm)):
+        if not isinstance(value, bool):
+            raise UserError(f"architecture.{key} must be True or False (got {value!r})")
+    if not width > 0:
+        raise UserError(f"architecture.width must be > 0 (got {width!r})")
+    return ArchitectureConfig(name, int(z_dim), bool(d_spectral_norm), g_norm, float(width),
+                              bool(g_spectral_norm), bool(projection))
 
 
 def build(config, image_shape, num_classes):
@@ -73,9 +99,33 @@ def build(config, image_shape, num_classes):
     return generator, discriminator
 
 
+def generator_norm(config, num_classes, **kwargs):
+    """A `GeneratorNorm` as the config asks (used by every family's G)."""
+    from compare_ssgan.architectures import ops
+
+    if (config.g_norm == "conditional_batch_norm" and kwargs.get("condition", "labels") == "labels"
+            and (not num_classes or num_classes < 2)):
+        raise UserError(f"architecture.g_norm = 'conditional_batch_norm' needs a labelled dataset "
+                        f"(this one has {num_classes} classes)")
+    return ops.GeneratorNorm(config.g_norm, num_classes=num_classes,
+                             spectral_norm=config.g_spectral_norm, **kwargs)
+
+
+def projection(config, num_classes, dim):
+    """D's projection term, or None when the config has no projection."""
+    from compare_ssgan.architectures import ops
+
+    if not config.projection:
+        return None
+    if not num_classes or num_classes < 2:
+        raise UserError(f"architecture.projection = True needs a labelled dataset (this one has "
+                        f"{num_classes} classes)")
+    return ops.Projection(num_classes, dim, config.d_spectral_norm, name="projection")
+
+
 def parameter_count(model):
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
 # Each family registers itself on import.
-from compare_ssgan.architectures import resnet_cifar, sndcgan  # noqa: E402,F401
+from compare_ssgan.architectures import biggan, resnet128, resnet_cifar, sndcgan  # noqa: E402,F401

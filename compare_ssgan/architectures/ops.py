@@ -4,6 +4,9 @@ Keras ships `keras.layers.SpectralNormalization`, but it overwrites the wrapped 
 W / sigma on every training call, so no gradient flows through sigma (Miyato et al. 2018 and
 compare_gan differentiate through it) and the optimizer then updates the normalised copy.
 These layers keep W as the trained variable and use W / sigma(W) in the forward pass.
+
+Also here: G's normalisers (plain, label-conditional and self-modulated batch norm), the
+projection term of a conditional discriminator and SAGAN's non-local block.
 """
 import keras
 import tensorflow as tf
@@ -96,24 +99,151 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         super().__init__(filters, kernel_size, strides=strides, **kwargs)
 
 
-class GeneratorNorm(keras.layers.Layer):
-    """G's normaliser: batch norm or nothing, chosen by the architecture's `g_norm` setting.
+class Embedding(_SpectralNormMixin, keras.layers.Layer):
+    """A [num_classes, dim] table read by integer labels; spectrally normalised like a linear
+    layer from one-hot labels (compare_gan's projection embedding) when `spectral_norm`."""
 
-    `call(x, z, labels, training)` takes the latent and labels so that conditional and
-    self-modulated variants can share the interface.
+    def __init__(self, num_classes, dim, spectral_norm=False, initializer="glorot_normal", **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.dim, self.spectral_norm = int(num_classes), int(dim), spectral_norm
+        self.initializer = keras.initializers.get(initializer)
+
+    def build(self, input_shape=None):
+        self.kernel = self.add_weight(shape=(self.num_classes, self.dim), initializer=self.initializer,
+                                      name="embeddings")
+        self._build_sn(self.dim)
+
+    def call(self, labels, training=False):
+        return tf.gather(self._normalized_kernel(training), tf.cast(labels, tf.int32))
+
+
+def _batch_norm_without_affine():
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, center=False, scale=False)
+
+
+class GeneratorNorm(keras.layers.Layer):
+    """G's normaliser, chosen by the architecture's `g_norm` setting.
+
+    `call(x, z, labels, training)`; every kind standardises x with batch statistics in
+    training (moving averages otherwise) and then applies its own affine transform:
+
+    - 'batch_norm': learned per-channel gamma, beta (keras BatchNormalization).
+    - 'none': identity.
+    - 'conditional_batch_norm' (de Vries et al. 2017; Miyato & Koyama 2018): per-class
+      gamma = E_gamma[y], beta = E_beta[y]. E_gamma starts at 1 and E_beta at 0, so at
+      initialisation it is plain BN without affine for every class (compare_gan's version
+      started gamma near 0). With `condition='vector'` (BigGAN) the condition is a vector c
+      passed as `z` instead: gamma = 1 + linear(c), beta = linear(c), linears without bias.
+    - 'self_modulated_batch_norm' (Chen et al. 2019, "On self modulation for GANs"):
+      h = ReLU(linear(z, 32)), gamma = linear(h) with bias 1, beta = linear(h) with bias 0.
+      The gamma/beta kernels start at zero, so sBN starts as BN without affine; when the
+      linears are spectrally normalised (G uses SN) they start N(0, 0.02) instead, because a
+      zero matrix has no spectral normalisation.
     """
 
-    KINDS = ("batch_norm", "none")
+    KINDS = ("batch_norm", "none", "conditional_batch_norm", "self_modulated_batch_norm")
+    HIDDEN = 32
 
-    def __init__(self, kind="batch_norm", **kwargs):
+    def __init__(self, kind="batch_norm", num_classes=None, spectral_norm=False, condition="labels", **kwargs):
         super().__init__(**kwargs)
         if kind not in self.KINDS:
             raise ValueError(f"unknown generator norm {kind!r}; valid: {', '.join(self.KINDS)}")
-        self.kind = kind
-        self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5) if kind == "batch_norm" else None
+        if condition not in ("labels", "vector"):
+            raise ValueError(f"unknown condition {condition!r}; valid: labels, vector")
+        self.kind, self.num_classes, self.spectral_norm = kind, num_classes, spectral_norm
+        self.condition = condition
+        if kind == "conditional_batch_norm" and condition == "labels" and not num_classes:
+            raise ValueError("conditional_batch_norm needs num_classes >= 1")
+        self.bn = None
+        if kind == "batch_norm":
+            self.bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        elif kind != "none":
+            self.bn = _batch_norm_without_affine()
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        sn = self.spectral_norm
+        if self.kind == "conditional_batch_norm" and self.condition == "labels":
+            self.gamma = Embedding(self.num_classes, channels, initializer="ones", name="gamma")
+            self.beta = Embedding(self.num_classes, channels, initializer="zeros", name="beta")
+        elif self.kind == "conditional_batch_norm":
+            self.gamma = Dense(channels, spectral_norm=sn, use_bias=False, name="gamma")
+            self.beta = Dense(channels, spectral_norm=sn, use_bias=False, name="beta")
+        elif self.kind == "self_modulated_batch_norm":
+            init = keras.initializers.RandomNormal(stddev=0.02) if sn else "zeros"
+            self.hidden = Dense(self.HIDDEN, spectral_norm=sn, name="hidden")
+            self.gamma = Dense(channels, spectral_norm=sn, kernel_initializer=init,
+                               bias_initializer="ones", name="gamma")
+            self.beta = Dense(channels, spectral_norm=sn, kernel_initializer=init, name="beta")
+
+    def _modulation(self, z, labels, training):
+        """(gamma, beta) of shape [N, C], or None for kinds with a fixed affine."""
+        if self.kind == "conditional_batch_norm" and self.condition == "labels":
+            if labels is None:
+                raise ValueError("conditional_batch_norm needs labels (set model.conditional = True)")
+            return self.gamma(labels, training=training), self.beta(labels, training=training)
+        if self.kind == "conditional_batch_norm":
+            return 1.0 + self.gamma(z, training=training), self.beta(z, training=training)
+        if self.kind == "self_modulated_batch_norm":
+            if z is None:
+                raise ValueError("self_modulated_batch_norm needs z")
+            h = tf.nn.relu(self.hidden(z, training=training))
+            return self.gamma(h, training=training), self.beta(h, training=training)
+        return None
 
     def call(self, x, z=None, labels=None, training=False):
-        del z, labels
         if self.bn is None:
             return x
-        return self.bn(x, training=training)
+        out = self.bn(x, training=training)
+        modulation = self._modulation(z, labels, training)
+        if modulation is None:
+            return out
+        gamma, beta = modulation
+        return out * gamma[:, None, None, :] + beta[:, None, None, :]
+
+
+class Projection(keras.layers.Layer):
+    """The projection discriminator's class term (Miyato & Koyama 2018):
+    sum(embed(y) * features, axis=-1), the embedding spectrally normalised when D is.
+    Added to D's unconditional logit; with labels None it is 0 (features do not depend on y)."""
+
+    def __init__(self, num_classes, dim, spectral_norm, **kwargs):
+        super().__init__(**kwargs)
+        if not num_classes or num_classes < 2:
+            raise ValueError(f"projection needs a dataset with >= 2 classes (got {num_classes})")
+        self.embedding = Embedding(num_classes, dim, spectral_norm=spectral_norm, name="embedding")
+
+    def call(self, features, labels, training=False):
+        if labels is None:
+            return tf.zeros(tf.shape(features)[:1], features.dtype)
+        return tf.reduce_sum(self.embedding(labels, training=training) * features, axis=-1)
+
+
+class NonLocalBlock(keras.layers.Layer):
+    """SAGAN's self-attention (Zhang et al. 2019) as in BigGAN and compare_gan's
+    `non_local_block`: theta, phi (C/8) and g (C/2) 1x1 convs without bias, phi and g
+    max-pooled 2x2, attention softmax(theta phi^T), 1x1 conv back to C, x + sigma * o with a
+    learned scalar sigma starting at 0."""
+
+    def __init__(self, channels, spectral_norm, **kwargs):
+        super().__init__(**kwargs)
+        c8, c2 = max(1, channels // 8), max(1, channels // 2)
+        kw = dict(spectral_norm=spectral_norm, use_bias=False)
+        self.theta = Conv2D(c8, 1, **kw, name="theta")
+        self.phi = Conv2D(c8, 1, **kw, name="phi")
+        self.g = Conv2D(c2, 1, **kw, name="g")
+        self.out = Conv2D(channels, 1, **kw, name="attn_out")
+
+    def build(self, input_shape):
+        self.sigma = self.add_weight(shape=(), initializer="zeros", name="sigma")
+
+    def call(self, x, training=False):
+        n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+        theta = tf.reshape(self.theta(x, training=training), [n, h * w, -1])
+        phi = tf.nn.max_pool2d(self.phi(x, training=training), 2, 2, "VALID")
+        phi = tf.reshape(phi, [n, (h // 2) * (w // 2), -1])
+        g = tf.nn.max_pool2d(self.g(x, training=training), 2, 2, "VALID")
+        g = tf.reshape(g, [n, (h // 2) * (w // 2), -1])
+        attention = tf.nn.softmax(tf.matmul(theta, phi, transpose_b=True), axis=-1)
+        o = tf.reshape(tf.matmul(attention, g), [n, h, w, -1])
+        return x + self.sigma * self.out(o, training=training)

@@ -1,11 +1,14 @@
 """compare_gan's `resnet_cifar` (Miyato et al. 2018, Table 4 of SNGAN's appendix).
 
 G: z -> linear 4x4x256 -> three up-blocks of 256 -> norm, ReLU, 3x3 conv -> tanh.
-D: four blocks of 128 (the first two downsample) -> ReLU -> global sum pooling -> linear 1.
+D: four blocks of 128 (the first two downsample) -> ReLU -> global sum pooling -> linear 1
+   (+ the projection term <embed(y), features> when architecture.projection).
+G's norms follow architecture.g_norm (batch norm, conditional BN, self-modulated BN, none).
 """
 import keras
 import tensorflow as tf
 
+from compare_ssgan import architectures
 from compare_ssgan.architectures import ops, register
 
 
@@ -20,11 +23,11 @@ def _downsample(x):
 class GeneratorBlock(keras.layers.Layer):
     """norm-ReLU-up-conv3-norm-ReLU-conv3, plus an up-conv1 shortcut."""
 
-    def __init__(self, channels, g_norm, **kwargs):
+    def __init__(self, channels, make_norm, **kwargs):
         super().__init__(**kwargs)
-        self.norm1 = ops.GeneratorNorm(g_norm)
+        self.norm1 = make_norm()
         self.conv1 = ops.Conv2D(channels, 3)
-        self.norm2 = ops.GeneratorNorm(g_norm)
+        self.norm2 = make_norm()
         self.conv2 = ops.Conv2D(channels, 3)
         self.shortcut = ops.Conv2D(channels, 1)
 
@@ -43,14 +46,19 @@ class DiscriminatorBlock(keras.layers.Layer):
     "optimized block").
     """
 
-    def __init__(self, channels, downsample, first, spectral_norm, **kwargs):
+    def __init__(self, channels, downsample, first, spectral_norm, learnable_shortcut=True, **kwargs):
         super().__init__(**kwargs)
         self.downsample, self.first, self.channels = downsample, first, channels
         self.conv1 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
         self.conv2 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
-        self.shortcut_conv = ops.Conv2D(channels, 1, spectral_norm=spectral_norm)
+        self.shortcut_conv = (ops.Conv2D(channels, 1, spectral_norm=spectral_norm)
+                              if learnable_shortcut else None)
 
     def call(self, x, training=False):
+        if self.shortcut_conv is None:  # identity shortcut: same shape in and out
+            h = self.conv1(tf.nn.relu(x), training=training)
+            h = self.conv2(tf.nn.relu(h), training=training)
+            return (_downsample(h) + _downsample(x)) if self.downsample else h + x
         h = x if self.first else tf.nn.relu(x)
         h = self.conv1(h, training=training)
         h = self.conv2(tf.nn.relu(h), training=training)
@@ -66,13 +74,13 @@ class DiscriminatorBlock(keras.layers.Layer):
 
 
 class Generator(keras.Model):
-    def __init__(self, image_shape, z_dim, g_norm, channels=256, **kwargs):
+    def __init__(self, image_shape, z_dim, make_norm, channels=256, **kwargs):
         super().__init__(**kwargs)
         height, width, colors = image_shape
         self.start = (height // 8, width // 8, channels)
         self.linear = ops.Dense(self.start[0] * self.start[1] * channels)
-        self.blocks = [GeneratorBlock(channels, g_norm, name=f"block{i}") for i in range(3)]
-        self.final_norm = ops.GeneratorNorm(g_norm)
+        self.blocks = [GeneratorBlock(channels, make_norm, name=f"block{i}") for i in range(3)]
+        self.final_norm = make_norm()
         self.to_rgb = ops.Conv2D(colors, 3)
 
     def call(self, z, labels=None, training=False):
@@ -84,7 +92,7 @@ class Generator(keras.Model):
 
 
 class Discriminator(keras.Model):
-    def __init__(self, spectral_norm, channels=128, **kwargs):
+    def __init__(self, spectral_norm, channels=128, projection=None, **kwargs):
         super().__init__(**kwargs)
         self.blocks = [
             DiscriminatorBlock(channels, downsample=i < 2, first=i == 0,
@@ -92,18 +100,28 @@ class Discriminator(keras.Model):
             for i in range(4)
         ]
         self.linear = ops.Dense(1, spectral_norm=spectral_norm)
+        self.projection = projection
         self.feature_dim = channels
 
-    def call(self, x, labels=None, training=False):
-        h = x
+    def block_outputs(self, x, training=False):
+        outputs, h = [], x
         for block in self.blocks:
             h = block(h, training=training)
+            outputs.append(h)
+        return outputs
+
+    def call(self, x, labels=None, training=False):
+        h = self.block_outputs(x, training=training)[-1]
         features = tf.reduce_sum(tf.nn.relu(h), axis=[1, 2])
-        return tf.squeeze(self.linear(features, training=training), -1), features
+        logits = tf.squeeze(self.linear(features, training=training), -1)
+        if self.projection is not None:
+            logits += self.projection(features, labels, training=training)
+        return logits, features
 
 
 @register("resnet_cifar")
 def build(config, image_shape, num_classes):
-    del num_classes
-    return (Generator(image_shape, config.z_dim, config.g_norm, config.channels(256), name="generator"),
-            Discriminator(config.d_spectral_norm, config.channels(128), name="discriminator"))
+    make_norm = lambda: architectures.generator_norm(config, num_classes)  # noqa: E731
+    projection = architectures.projection(config, num_classes, config.channels(128))
+    return (Generator(image_shape, config.z_dim, make_norm, config.channels(256), name="generator"),
+            Discriminator(config.d_spectral_norm, config.channels(128), projection, name="discriminator"))

@@ -114,15 +114,16 @@ def inception_preprocess(images, size=INCEPTION_IMAGE_SIZE):
 def _load_inception(path):
     """A callable SavedModel from a local directory or (with tensorflow_hub) a TF Hub handle."""
     local = os.path.expanduser(path)
-    if os.path.isdir(local):
+    if tf.io.gfile.isdir(local):  # a local (or gs://) SavedModel directory
         if not tf.io.gfile.exists(os.path.join(local, "saved_model.pb")):
             raise UserError(f"inception.path={path} is a directory without saved_model.pb; point it "
                             f"at the SavedModel directory of TF-GAN's Inception ({INCEPTION_TFHUB})")
         try:
-            return tf.saved_model.load(local), f"saved_model:{os.path.abspath(local)}"
+            where = local if "://" in local else os.path.abspath(local)
+            return tf.saved_model.load(local), f"saved_model:{where}"
         except Exception as e:  # noqa: BLE001 - many loader error types; all mean "bad model dir"
             raise UserError(f"cannot load the Inception SavedModel at {path}: {type(e).__name__}: {e}") from e
-    if "://" not in path and not path.startswith("gs://"):
+    if "://" not in path:
         raise UserError(f"inception.path={path} is neither a local SavedModel directory nor a TF Hub "
                         f"handle (e.g. {INCEPTION_TFHUB})")
     try:

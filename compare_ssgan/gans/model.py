@@ -5,6 +5,11 @@ Uncond-GAN, SS-GAN and Rot-only share this one class. `d_step` and `g_step` run 
 inside `strategy.run`: they are pure functions of their inputs and the variables (stateless
 RNG seeds, static shapes), as TPUs need. Losses are means over the replica's batch divided by
 the number of replicas, so the gradients summed across replicas equal the global-batch mean.
+
+Labels: with `model.conditional = True` (Cond-GAN) G and D get labels: D sees real images with
+their dataset labels and generated images with the labels G was given, which are drawn
+uniformly from the classes with the step's stateless seed (one global draw sliced per replica,
+like the latents). Unconditional models pass labels=None to both networks.
 """
 import dataclasses
 from typing import Any
@@ -14,14 +19,19 @@ import keras
 import tensorflow as tf
 
 from compare_ssgan import architectures
+from compare_ssgan.errors import UserError
 from compare_ssgan.gans import losses, penalties
 
 
 @gin.configurable
-def model(name="uncond", tasks=(), adversarial_weight=1.0):
+def model(name="uncond", tasks=(), adversarial_weight=1.0, conditional=False):
     """What to train. `name` labels results; `tasks` are self-supervision pieces
-    (e.g. `[@RotationTask()]`); `adversarial_weight=0` gives the Rot-only ablation."""
-    return name, list(tasks), float(adversarial_weight)
+    (e.g. `[@RotationTask()]`); `adversarial_weight=0` gives the Rot-only ablation;
+    `conditional=True` feeds class labels to G and D (Cond-GAN; the architecture must read them:
+    architecture.g_norm = 'conditional_batch_norm' and/or architecture.projection = True)."""
+    if not isinstance(conditional, bool):
+        raise UserError(f"model.conditional must be True or False (got {conditional!r})")
+    return name, list(tasks), float(adversarial_weight), conditional
 
 
 @dataclasses.dataclass
@@ -36,6 +46,27 @@ class StepContext:
     z: Any
     labels: Any
     seed: Any
+    # D's logits on `real` and `fake` (with gradient inside the step's tape; real_logits is
+    # None in a G step) and the run's adversarial loss fn(d_real, d_fake) -> (d_loss, g_loss).
+    real_logits: Any = None
+    fake_logits: Any = None
+    loss_fn: Any = None
+    # The labels G was given for `fake` (and D for its fake logits); None when unconditional.
+    # `labels` are the dataset labels of the step's real batch (in a G step: the last D batch's).
+    fake_labels: Any = None
+
+
+class _WithLabels:
+    """D with labels bound, for code that calls discriminator(images, training=...) (penalties)."""
+
+    def __init__(self, discriminator, labels):
+        self.discriminator, self.labels = discriminator, labels
+
+    def __call__(self, images, labels=None, training=False):
+        return self.discriminator(images, self.labels if labels is None else labels, training=training)
+
+    def __getattr__(self, name):
+        return getattr(self.discriminator, name)
 
 
 class GANModel:
@@ -43,7 +74,18 @@ class GANModel:
 
     def __init__(self, arch_config, image_shape, num_classes, global_batch, num_replicas,
                  g_lr, d_lr, beta1, beta2, ema_decay=None):
-        self.name, self.tasks, self.adversarial_weight = model()
+        self.name, self.tasks, self.adversarial_weight, self.conditional = model()
+        self.num_classes = num_classes
+        if arch_config.uses_labels and not self.conditional:
+            raise UserError(
+                f"architecture (g_norm={arch_config.g_norm!r}, projection={arch_config.projection}) "
+                f"reads class labels: set model.conditional = True, or use g_norm 'batch_norm' / "
+                f"'self_modulated_batch_norm' and projection = False")
+        if self.conditional and not arch_config.uses_labels:
+            raise UserError("model.conditional = True but the architecture ignores labels: set "
+                            "architecture.g_norm = 'conditional_batch_norm' and/or architecture.projection = True")
+        if self.conditional and (not num_classes or num_classes < 2):
+            raise UserError(f"model.conditional = True needs a labelled dataset (this one has {num_classes} classes)")
         self.loss_fn = losses.loss()
         self.penalty_fn, self.penalty_weight = penalties.penalty()
         self.arch = arch_config
@@ -75,13 +117,20 @@ class GANModel:
 
     def trackables(self):
         """Everything a checkpoint must hold."""
+        # Keras 3 layers kept in Python lists (blocks) are invisible to tf.train.Checkpoint, so
+        # every network's variables are also listed, in construction order (the same in every
+        # process): BN statistics, SN vectors and the EMA generator are saved too.
         objects = {"generator": self.generator, "discriminator": self.discriminator,
-                   "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+                   "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer,
+                   "generator_variables": list(self.generator.weights),
+                   "discriminator_variables": list(self.discriminator.weights)}
         for task in self.tasks:
-            for layer in task.d_layers + task.g_layers:
-                objects[f"{task.name}_{layer.name}"] = layer
+            for index, layer in enumerate(task.d_layers + task.g_layers):
+                objects[f"{task.name}_layer{index}"] = layer
+                objects[f"{task.name}_layer{index}_variables"] = list(layer.weights)
         if self.ema_generator is not None:
             objects["ema_generator"] = self.ema_generator
+            objects["ema_generator_variables"] = list(self.ema_generator.weights)
         return objects
 
     def sample_latents(self, seed):
@@ -91,6 +140,18 @@ class GANModel:
         return tf.slice(z, [replica * self.per_replica_batch, 0],
                         [self.per_replica_batch, self.arch.z_dim])
 
+    def sample_fake_labels(self, seed):
+        """Uniform class labels for this replica's generated images (slice of a global draw);
+        None for an unconditional model. `seed` is the latents' seed; labels use a fold of it
+        so an unconditional run's latents are unchanged."""
+        if not self.conditional:
+            return None
+        seed = tf.random.experimental.stateless_fold_in(seed, 1)
+        labels = tf.random.stateless_uniform([self.global_batch], seed=seed, minval=0,
+                                             maxval=self.num_classes, dtype=tf.int32)
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.slice(labels, [replica * self.per_replica_batch], [self.per_replica_batch])
+
     def _replica_seed(self, seed):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         return tf.random.experimental.stateless_fold_in(seed, replica)
@@ -99,16 +160,22 @@ class GANModel:
         """One discriminator update on a real batch; returns per-replica metrics."""
         seed_z, seed_penalty = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         z = self.sample_latents(seed_z)
-        fake = tf.stop_gradient(self.generator(z, labels, training=True))
+        fake_labels = self.sample_fake_labels(seed_z)
+        real_labels = tf.cast(labels, tf.int32) if self.conditional else None
+        d_labels = tf.concat([real_labels, fake_labels], 0) if self.conditional else None
+        fake = tf.stop_gradient(self.generator(z, fake_labels, training=True))
+        discriminator = _WithLabels(self.discriminator, real_labels) if self.conditional else self.discriminator
         with tf.GradientTape() as tape:
-            logits, features = self.discriminator(tf.concat([real, fake], 0), labels, training=True)
+            logits, features = self.discriminator(tf.concat([real, fake], 0), d_labels, training=True)
             d_real, d_fake = tf.split(logits, 2)
             real_features, fake_features = tf.split(features, 2)
             adversarial, _ = self.loss_fn(d_real, d_fake)
-            penalty = self.penalty_fn(self.discriminator, real, fake, self._replica_seed(seed_penalty))
+            penalty = self.penalty_fn(discriminator, real, fake, self._replica_seed(seed_penalty))
             metrics = {"d_adversarial_loss": adversarial, "penalty": penalty}
             ctx = StepContext(self.generator, self.discriminator, real, fake,
-                              real_features, fake_features, z, labels, seed)
+                              real_features, fake_features, z, labels, seed,
+                              real_logits=d_real, fake_logits=d_fake, loss_fn=self.loss_fn,
+                              fake_labels=fake_labels)
             total = self._with_task_losses(
                 self.adversarial_weight * adversarial + self.penalty_weight * penalty,
                 [task.d_loss for task in self.tasks], ctx, metrics)
@@ -121,13 +188,15 @@ class GANModel:
         """One generator update; G's adversarial loss depends on D(G(z)) only, so the loss
         function is given those logits in both places."""
         z = self.sample_latents(seed)
+        fake_labels = self.sample_fake_labels(seed)
         with tf.GradientTape() as tape:
-            fake = self.generator(z, labels, training=True)
-            d_fake, fake_features = self.discriminator(fake, labels, training=False)
+            fake = self.generator(z, fake_labels, training=True)
+            d_fake, fake_features = self.discriminator(fake, fake_labels, training=False)
             _, adversarial = self.loss_fn(d_fake, d_fake)
             metrics = {"g_adversarial_loss": adversarial}
             ctx = StepContext(self.generator, self.discriminator, None, fake,
-                              None, fake_features, z, labels, seed)
+                              None, fake_features, z, labels, seed,
+                              fake_logits=d_fake, loss_fn=self.loss_fn, fake_labels=fake_labels)
             total = self._with_task_losses(self.adversarial_weight * adversarial,
                                            [task.g_loss for task in self.tasks], ctx, metrics)
             scaled = total / self.num_replicas
