@@ -24,18 +24,6 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grids  # noqa: E402
 
-flags.DEFINE_string("sweep", "robustness", "robustness | sample_quality | path to a grid JSON file.")
-flags.DEFINE_enum("preset", "mini", list(grids.PRESETS), "Scale of every run.")
-flags.DEFINE_list("datasets", ["cifar10"], "Datasets (folders under gin/).")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-flags.DEFINE_string("out", None, "Sweep directory (run dirs, results.jsonl).")
-flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where runs execute.")
-flags.DEFINE_integer("workers", 1, "Concurrent runs (local executor).")
-flags.DEFINE_string("ray_address", None, "Ray cluster address (ray executor); None starts a local Ray.")
-flags.DEFINE_float("gpus_per_run", 0.0, "GPUs each Ray task requests.")
-flags.DEFINE_integer("retries", 1, "Extra attempts for a failed run, per invocation.")
-flags.DEFINE_multi_string("gin_param", [], "Binding applied to every run, e.g. the data location.")
-flags.DEFINE_bool("dry_run", False, "Print the runs (id and bindings) and exit.")
 FLAGS = flags.FLAGS
 
 STATUS_FILE = "sweep_status.json"
@@ -244,5 +232,22 @@ def main(argv):
     sys.exit(1 if failed else 0)
 
 
+def define_flags():
+    """Defined only when run as a script, so tests can import this module beside main's flags."""
+    flags.DEFINE_string("sweep", "robustness", "robustness | sample_quality | path to a grid JSON file.")
+    flags.DEFINE_enum("preset", "mini", list(grids.PRESETS), "Scale of every run.")
+    flags.DEFINE_list("datasets", ["cifar10"], "Datasets (folders under gin/).")
+    flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+    flags.DEFINE_string("out", None, "Sweep directory (run dirs, results.jsonl).")
+    flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where runs execute.")
+    flags.DEFINE_integer("workers", 1, "Concurrent runs (local executor).")
+    flags.DEFINE_string("ray_address", None, "Ray cluster address (ray executor); None starts a local Ray.")
+    flags.DEFINE_float("gpus_per_run", 0.0, "GPUs each Ray task requests.")
+    flags.DEFINE_integer("retries", 1, "Extra attempts for a failed run, per invocation.")
+    flags.DEFINE_multi_string("gin_param", [], "Binding applied to every run, e.g. the data location.")
+    flags.DEFINE_bool("dry_run", False, "Print the runs (id and bindings) and exit.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
