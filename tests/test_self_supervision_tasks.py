@@ -258,7 +258,7 @@ def test_lt_models_train_in_process(tmp_path, model):
     for tag in ("d_loss", "g_loss", "lt_loss"):
         assert all(math.isfinite(float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag))
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")))
-    steps = [n for n in reader.get_variable_to_shape_map() if "lt_aux_net" in n and "steps" in n]
+    steps = [n for n in reader.get_variable_to_shape_map() if n.startswith("latent_transformation") and "/steps/" in n]
     assert steps and int(reader.get_tensor(steps[0])) == 4
 
 
