@@ -247,3 +247,13 @@ class NonLocalBlock(keras.layers.Layer):
         attention = tf.nn.softmax(tf.matmul(theta, phi, transpose_b=True), axis=-1)
         o = tf.reshape(tf.matmul(attention, g), [n, h, w, -1])
         return x + self.sigma * self.out(o, training=training)
+
+
+def sum_pooled_logits(h, linear, projection, labels, training):
+    """The ResNet discriminators' head: ReLU, global sum pooling (the features self-supervision
+    reads), a linear logit, plus the projection term <embed(y), features> when conditional."""
+    features = tf.reduce_sum(tf.nn.relu(h), axis=[1, 2])
+    logits = tf.squeeze(linear(features, training=training), -1)
+    if projection is not None:
+        logits += projection(features, labels, training=training)
+    return logits, features

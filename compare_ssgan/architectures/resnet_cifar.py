@@ -112,11 +112,7 @@ class Discriminator(keras.Model):
 
     def call(self, x, labels=None, training=False):
         h = self.block_outputs(x, training=training)[-1]
-        features = tf.reduce_sum(tf.nn.relu(h), axis=[1, 2])
-        logits = tf.squeeze(self.linear(features, training=training), -1)
-        if self.projection is not None:
-            logits += self.projection(features, labels, training=training)
-        return logits, features
+        return ops.sum_pooled_logits(h, self.linear, self.projection, labels, training)
 
 
 @register("resnet_cifar")
