@@ -178,6 +178,8 @@ def run_sweep(specs, out, executor, retries, log=print):
 
     for spec in pending:
         launch(spec, 1)
+    if pending:
+        log(progress.line())
     while futures:
         finished, _ = concurrent.futures.wait(list(futures), return_when=concurrent.futures.FIRST_COMPLETED)
         for future in finished:
