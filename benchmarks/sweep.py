@@ -79,8 +79,12 @@ class LocalExecutor:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
         self.slots = max(1, workers)
 
-    def submit(self, args, cwd, log_path):
-        return self.pool.submit(execute, args, cwd, log_path)
+    def submit(self, args, cwd, log_path, on_start):
+        def start_then_execute():
+            on_start()
+            return execute(args, cwd, log_path)
+
+        return self.pool.submit(start_then_execute)
 
     def shutdown(self):
         self.pool.shutdown(wait=True)
@@ -101,9 +105,9 @@ class RayExecutor:
         self.slots = max(1, int(ray.cluster_resources().get("GPU" if gpus_per_run else "CPU", 1)
                                 // (gpus_per_run or 1)))
 
-    def submit(self, args, cwd, log_path):
-        ref = self.remote.remote(args, cwd, log_path)
-        return ref.future()
+    def submit(self, args, cwd, log_path, on_start):
+        on_start()  # Ray queues and starts it on its own; its dashboard shows the true state
+        return self.remote.remote(args, cwd, log_path).future()
 
     def shutdown(self):
         self.ray.shutdown()
@@ -138,8 +142,9 @@ def gather_results(out, specs):
 class Progress:
     def __init__(self, total, slots):
         self.total, self.slots, self.start = total, slots, time.time()
-        self.done = self.failed = self.running = self.skipped = 0
+        self.done = self.failed = self.running = self.queued = self.skipped = 0
         self.durations = []
+        self.lock = threading.Lock()
 
     def line(self):
         remaining = self.total - self.done - self.failed
@@ -148,10 +153,14 @@ class Progress:
             mean = sum(self.durations) / len(self.durations)
             eta = f"{remaining * mean / self.slots / 60:.0f}m"
         return (f"[sweep] {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
-                f"{self.failed} failed | elapsed {(time.time() - self.start) / 60:.0f}m | ETA {eta}")
+                f"{self.queued} queued, {self.failed} failed | elapsed {(time.time() - self.start) / 60:.0f}m | ETA {eta}")
 
 
-def run_sweep(specs, out, executor, retries, log=print):
+def _print(line):
+    print(line, flush=True)
+
+
+def run_sweep(specs, out, executor, retries, log=_print):
     """Runs every unfinished spec; returns the number of runs that failed all their attempts."""
     os.makedirs(out, exist_ok=True)
     progress = Progress(len(specs), executor.slots)
@@ -171,20 +180,28 @@ def run_sweep(specs, out, executor, retries, log=print):
         previous = read_status(out, spec)
         attempts = previous.get("attempts", 0) + 1
         args = command(spec, os.path.abspath(model_dir))
-        write_status(out, spec, state="running", attempts=attempts, command=args)
-        future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"))
+        write_status(out, spec, state="queued", attempts=attempts, command=args)
+
+        def on_start():
+            write_status(out, spec, state="running", attempts=attempts, command=args)
+            with progress.lock:
+                progress.queued -= 1
+                progress.running += 1
+            log(progress.line())
+
+        with progress.lock:
+            progress.queued += 1
+        future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"), on_start)
         futures[future] = (spec, attempt_in_invocation, attempts, args)
-        progress.running += 1
 
     for spec in pending:
         launch(spec, 1)
-    if pending:
-        log(progress.line())
     while futures:
         finished, _ = concurrent.futures.wait(list(futures), return_when=concurrent.futures.FIRST_COMPLETED)
         for future in finished:
             spec, tries, attempts, args = futures.pop(future)
-            progress.running -= 1
+            with progress.lock:
+                progress.running -= 1
             try:
                 code, seconds = future.result()
             except Exception as e:  # an executor failure counts as a failed attempt
