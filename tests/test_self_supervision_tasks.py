@@ -7,9 +7,6 @@ self-supervision tasks on the real GANModel, built from gin (smoke preset: SNDCG
 - CR: ||D(x) - D(T(x))||^2 is 0 when T is the identity for D, positive otherwise, and trains
   D only.
 - ltgan / crgan / cr_ltgan train end to end (crgan through the CLI, the LT models in process).
-
-Until the architectures expose `discriminator.block_outputs`, the SNDCGAN discriminator gets a
-test-local one (the activation after each conv layer).
 """
 import math
 import os
@@ -25,7 +22,6 @@ from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
 from compare_ssgan import architectures, runner  # noqa: E402
 from compare_ssgan import main as cli  # noqa: E402
-from compare_ssgan.architectures import sndcgan  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 from compare_ssgan.gans import consistency, latent_transformation  # noqa: E402
 from compare_ssgan.gans.model import GANModel  # noqa: E402
@@ -36,18 +32,8 @@ REAL = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astyp
 LABELS = tf.zeros([8], tf.int32)
 
 
-def _sndcgan_block_outputs(self, x, training=False):
-    outputs, h = [], x
-    for conv in self.convs:
-        h = tf.nn.leaky_relu(conv(h, training=training), 0.1)
-        outputs.append(h)
-    return outputs
-
-
 @pytest.fixture(autouse=True)
-def _block_outputs_and_clean_gin(monkeypatch):
-    if not hasattr(sndcgan.Discriminator, "block_outputs"):
-        monkeypatch.setattr(sndcgan.Discriminator, "block_outputs", _sndcgan_block_outputs, raising=False)
+def _clean_gin():
     yield
     gin.clear_config()
 

@@ -96,6 +96,7 @@ def build(config, image_shape, num_classes):
     labels = np.zeros((2,), "int32")
     images = generator(z, labels, training=False)
     discriminator(images, labels, training=False)
+    discriminator.image_shape = tuple(int(d) for d in image_shape)  # for tasks that size layers by it
     return generator, discriminator
 
 

@@ -55,15 +55,11 @@ _SEED_TAG = 0x4C54  # "LT": separates this task's random stream from the step's 
 
 
 def _input_shape(discriminator):
-    """[H, W, C] of D's images: `discriminator.image_shape` if the architecture sets it, else
-    the shape Keras recorded at D's first call (architectures.build always calls D once)."""
+    """[H, W, C] of D's images (architectures.build records it on the discriminator)."""
     shape = getattr(discriminator, "image_shape", None)
     if shape is None:
-        recorded = getattr(discriminator, "_build_shapes_dict", None) or {}
-        shape = next((s[1:] for s in recorded.values() if s is not None and len(s) == 4), None)
-    if shape is None:
         raise UserError("LatentTransformationTask cannot tell the discriminator's image shape; "
-                        "the architecture should set `discriminator.image_shape`")
+                        "build the networks with compare_ssgan.architectures.build")
     return tuple(int(d) for d in shape)
 
 
