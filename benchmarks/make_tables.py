@@ -24,6 +24,8 @@ flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality"], "Whic
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
 flags.DEFINE_string("output", None, "Write the table here instead of stdout.")
 flags.DEFINE_string("plot_dir", None, "Also draw FID-vs-step curves here (PNG).")
+flags.DEFINE_string("feature_network", None, "Only scores from this feature network.")
+flags.DEFINE_integer("num_samples", None, "Only scores from this many generated samples.")
 FLAGS = flags.FLAGS
 
 COLLAPSE_FID = 100.0
@@ -45,14 +47,42 @@ def run_key(record):
     return record.get("sweep", {}).get("run_id") or record["model_dir"]
 
 
-def final_records(records):
-    """The last evaluated step of each run."""
+def select(records, feature_network=None, num_samples=None):
+    """The records of one evaluation protocol: a table never mixes feature networks or sample
+    counts (FID depends on both)."""
+    if feature_network:
+        records = [r for r in records if (r.get("feature_network") or {}).get("name") == feature_network]
+    if num_samples:
+        records = [r for r in records if r.get("num_samples") == num_samples]
+    protocols = sorted({((r.get("feature_network") or {}).get("name"), r.get("num_samples")) for r in records},
+                       key=str)
+    if len(protocols) > 1:
+        raise ValueError(f"the results mix evaluation protocols (feature network, samples) {protocols}; "
+                         f"choose one with --feature_network and --num_samples")
+    return records
+
+
+def outcomes(records):
+    """Per run: (state, record). 'final': its last training step is scored (record = that score);
+    'failed': the sweep gave up on it (e.g. a NaN loss); 'unfinished': still to run or resume."""
     last = {}
     for record in records:
         key = run_key(record)
         if key not in last or record["step"] > last[key]["step"]:
             last[key] = record
-    return list(last.values())
+    result = {}
+    for key, record in last.items():
+        if record["step"] >= record.get("training_steps", record["step"]):
+            result[key] = ("final", record)
+        else:
+            failed = record.get("sweep", {}).get("state") == "failed"
+            result[key] = ("failed" if failed else "unfinished", record)
+    return result
+
+
+def final_records(records):
+    """The score at the last training step of every finished run."""
+    return [r for state, r in outcomes(records).values() if state == "final"]
 
 
 def setting(record):
@@ -93,28 +123,31 @@ def _footer(records):
 
 
 def robustness_rows(records):
-    """{(dataset, setting): {model: [final FIDs over seeds], ...}} and the models/datasets seen."""
+    """{(dataset, setting): {model: [final FIDs over seeds]}} and, per (dataset, setting, model),
+    how many runs diverged (no FID) or failed."""
     cells = collections.defaultdict(lambda: collections.defaultdict(list))
-    diverged = collections.defaultdict(int)
-    for r in final_records(records):
+    lost = collections.defaultdict(int)
+    for state, r in outcomes(records).values():
+        if state == "unfinished":
+            continue
         key = (r["dataset"], setting(r))
         values = cells[key][r["model"]]  # listed even if every seed diverged
-        if r.get("fid") is None:
-            diverged[key + (r["model"],)] += 1
+        if state == "failed" or r.get("fid") is None:
+            lost[key + (r["model"],)] += 1
         else:
             values.append(r["fid"])
-    return cells, diverged
+    return cells, lost
 
 
 def _cell_text(values, diverged_count, fmt, bold):
     mean, std = _mean_std(values)
     if mean is None:
-        return f"diverged ({diverged_count})" if diverged_count else "—"
+        return f"diverged/failed ({diverged_count})" if diverged_count else "—"
     text = f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
     if mean > COLLAPSE_FID:
         text += "†"
     if diverged_count:
-        text += f" ({diverged_count} diverged)"
+        text += f" ({diverged_count} diverged/failed)"
     if bold:
         text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
     return text.replace("±", "$\\pm$").replace("†", "$^\\dagger$") if fmt == "latex" else text
@@ -140,9 +173,11 @@ def robustness_table(records, fmt):
                                       bold_ok and means[m] is not None and means[m] == best))
         rows.append(row)
     seeds = sorted({len(v) for c in cells.values() for v in c.values() if v})
-    notes = _footer(final_records(records)) + [
+    unfinished = sum(state == "unfinished" for state, _ in outcomes(records).values())
+    notes = _footer(final_records(records)) + [f"{unfinished} run(s) not finished yet are left out."] * bool(unfinished) + [
         f"Mean ± std (sample std) over {'/'.join(map(str, seeds))} seed(s); lower is better; the better "
-        f"model of each row in bold; † FID > {COLLAPSE_FID:g} (collapsed)."]
+        f"model of each row in bold; † FID > {COLLAPSE_FID:g} (collapsed); diverged/failed: no FID (non-finite "
+        f"samples, or training stopped, e.g. on a NaN loss)."]
     return render(header, rows, notes, fmt)
 
 
@@ -233,8 +268,8 @@ def main(argv):
     if not FLAGS.results:
         raise app.UsageError("--results is required")
     try:
-        records = load(FLAGS.results)
-    except FileNotFoundError as e:
+        records = select(load(FLAGS.results), FLAGS.feature_network, FLAGS.num_samples)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     table = (robustness_table if FLAGS.table == "robustness" else sample_quality_table)(records, FLAGS.format)

@@ -115,21 +115,16 @@ class RayExecutor:
 
 def gather_results(out, specs):
     """Rewrites <out>/results.jsonl from every run's scores (one record per run and step)."""
+    from compare_ssgan.eval import evaluator  # the scores file's reader and identity
+
     lines = []
     for spec in specs:
-        path = os.path.join(run_dir(out, spec), "scores.jsonl")
-        if not os.path.exists(path):
-            continue
-        by_step = {}
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    record = json.loads(line)
-                    by_step[record["step"]] = record  # the latest evaluation of a step wins
+        latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
+        for record in evaluator.read_scores(run_dir(out, spec)):
+            latest[evaluator.score_key(record)] = record
         status = read_status(out, spec)
-        for step in sorted(by_step):
-            record = dict(by_step[step])
+        for key in sorted(latest, key=str):
+            record = dict(latest[key])
             record["sweep"] = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
                                "seed": spec.seed, "gin_files": list(spec.gin_files),
                                "bindings": [list(b) for b in spec.bindings], "labels": dict(spec.labels),

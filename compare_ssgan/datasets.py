@@ -247,7 +247,12 @@ class Dataset:
                             reshuffle_each_iteration=True).repeat()
         ds = ds.skip(int(skip_examples))
         ds = ds.map(self._decoder(to_bytes), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        ds = ds.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        # Multi-worker: every worker reads the whole (skipped) stream and keeps its share of each
+        # global batch, so the skip above counts global examples on every worker.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return ds.with_options(options)
 
     def eval_input(self, batch_size, split=None, num_examples=None):
         """One pass over `split` (default: the evaluation split) in a fixed order."""

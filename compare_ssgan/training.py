@@ -7,7 +7,6 @@ the examples already consumed, so a resumed run sees the same data as an uninter
 import dataclasses
 import math
 import os
-import shutil
 import time
 
 import gin
@@ -107,9 +106,10 @@ class Trainer:
         self.task, self.is_chief = distribute.worker_info(strategy)
         self.checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
         # Every worker must save; only the chief's copy is kept (tf.distribute's convention).
-        save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, save_dir,
-                                                  max_to_keep=self.opts.keep_checkpoints)
+        # Other workers keep one throwaway copy, removed when training ends.
+        self.save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, self.save_dir, max_to_keep=self.opts.keep_checkpoints if self.is_chief else 1)
         logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
                      f"{architectures.parameter_count(self.gan.generator):,}",
                      f"{architectures.parameter_count(self.gan.discriminator):,}",
@@ -129,7 +129,7 @@ class Trainer:
             return 0
         try:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError) as e:
+        except (tf.errors.OpError, ValueError, AssertionError) as e:  # Assertion: config changed
             files = ", ".join(sorted(os.path.basename(p) for p in tf.io.gfile.glob(latest + ".*")))
             raise UserError(
                 f"cannot restore the latest checkpoint {latest}: {type(e).__name__}: "
@@ -142,9 +142,7 @@ class Trainer:
         return step
 
     def save(self, step):
-        path = self.manager.save(checkpoint_number=step)
-        if not self.is_chief:
-            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        self.manager.save(checkpoint_number=step)
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -161,18 +159,21 @@ class Trainer:
         @tf.function
         def train_step(iterator):
             base_seed = tf.stack([tf.constant(opts.seed, tf.int64), self.step.read_value()])
-            metrics = {}
+            d_metrics = []
             labels = None
             for i in range(opts.disc_iters):
                 images, labels = next(iterator)
                 seed = tf.random.experimental.stateless_fold_in(base_seed, i)
-                metrics.update(strategy.run(gan.d_step, args=(images, labels, seed)))
+                d_metrics.append(strategy.run(gan.d_step, args=(images, labels, seed)))
             seed = tf.random.experimental.stateless_fold_in(base_seed, opts.disc_iters)
-            metrics.update(strategy.run(gan.g_step, args=(labels, seed)))
+            g_metrics = strategy.run(gan.g_step, args=(labels, seed))
             gan.update_ema()
             self.step.assign_add(1)
-            return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                    for k, v in metrics.items()}
+            mean = lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)  # noqa: E731
+            # D metrics: the mean over this step's disc_iters D updates.
+            metrics = {k: tf.add_n([mean(m[k]) for m in d_metrics]) / opts.disc_iters for k in d_metrics[0]}
+            metrics.update({k: mean(v) for k, v in g_metrics.items()})
+            return metrics
 
         return train_step
 
@@ -233,5 +234,7 @@ class Trainer:
                 self.write_samples(step)
             if step % opts.save_every == 0 or done:
                 self.save(step)
+        if not self.is_chief:
+            tf.io.gfile.rmtree(self.save_dir)
         logging.info("Training done at step %d; checkpoints in %s.", step, self.checkpoint_dir)
         return step

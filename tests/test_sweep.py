@@ -121,10 +121,29 @@ def test_robustness_table_values_marks_and_flags():
     table = make_tables.robustness_table(records, "markdown")
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
     assert "120.00 ± 14.14†" in rows["SN"] and "**21.00 ± 1.41**" in rows["SN"]
-    assert "50.00" in rows["WGAN-GP"] and "diverged (1)" in rows["WGAN-GP"]
+    assert "50.00" in rows["WGAN-GP"] and "diverged/failed (1)" in rows["WGAN-GP"]
     assert "FID (CIFAR-10 classifier)" in table and "2000 generated samples" in table
     assert "Not Inception FID" in table
     csv = make_tables.robustness_table(records, "csv")
     assert csv.splitlines()[0].startswith("Penalty,λ,β1,β2,D iters,cifar10: Uncond-GAN,cifar10: SS-GAN")
     best = make_tables.sample_quality_table(records, "markdown")
     assert "| SS-GAN | 20.00 |" in best and "| Uncond-GAN | 50.00 |" in best
+
+
+def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_protocols():
+    def at(model, seed, fid, step, state):
+        record = _record(model, seed, fid, step=step)
+        record["training_steps"], record["sweep"]["state"] = 100, state
+        return record
+
+    records = [at("uncond", 0, 30.0, 100, "done"), at("uncond", 1, 10.0, 50, "running"),
+               at("ssgan", 0, 20.0, 100, "done"), at("ssgan", 1, 12.0, 50, "failed")]
+    table = make_tables.robustness_table(records, "markdown")
+    row = next(line for line in table.splitlines() if line.startswith("| SN"))
+    assert "| 30.00 |" in row  # the unfinished seed's early FID is not averaged in
+    assert "20.00 (1 diverged/failed)" in row
+    assert "1 run(s) not finished yet are left out." in table
+    inception = dict(_record("ssgan", 2, 15.0), feature_network={"name": "inception"})
+    with pytest.raises(ValueError, match="mix evaluation protocols"):
+        make_tables.select(records + [inception])
+    assert make_tables.select(records + [inception], feature_network="inception") == [inception]

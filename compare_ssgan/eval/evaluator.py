@@ -371,8 +371,10 @@ class Evaluator:
         """Scores the checkpoint at `path`; returns the record (not yet written)."""
         start = time.time()
         try:
-            self.trainer.checkpoint.restore(path).expect_partial()
-        except (tf.errors.OpError, ValueError) as e:
+            # Every object must get values: e.g. an EMA generator evaluated from a run trained
+            # without EMA would otherwise be scored with its random initial weights.
+            self.trainer.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
             raise UserError(f"cannot restore checkpoint {path} for evaluation: {type(e).__name__}: "
                             f"{str(e).splitlines()[0][:300]}. If the gin config changed since "
                             f"training, evaluate with the original config.") from e
