@@ -25,37 +25,16 @@ six-block D describe, with nearest-neighbour upsampling, 1x1 shortcuts, sum pool
 Any square input whose side is a multiple of 32 works (the start is side/32); tests use 32x32.
 """
 import keras
-import tensorflow as tf
 
 from compare_ssgan import architectures
 from compare_ssgan.architectures import ops, register
-from compare_ssgan.architectures.resnet_cifar import DiscriminatorBlock, GeneratorBlock
+from compare_ssgan.architectures.resnet_cifar import DiscriminatorBlock, Generator
 from compare_ssgan.errors import UserError
 
 G_MULTIPLIERS = (16, 16, 8, 4, 2, 1)  # the linear's output, then each block's output
 D_MULTIPLIERS = (1, 2, 4, 8, 16, 16)  # block0..block5 outputs
 D_DOWNSAMPLE = (True, True, True, True, True, False)
 BASE_CHANNELS = 64
-
-
-class Generator(keras.Model):
-    def __init__(self, image_shape, config, num_classes, **kwargs):
-        super().__init__(**kwargs)
-        height, width, colors = image_shape
-        ch = [config.channels(BASE_CHANNELS * m) for m in G_MULTIPLIERS]
-        self.start = (height // 32, width // 32, ch[0])
-        make_norm = lambda: architectures.generator_norm(config, num_classes)  # noqa: E731
-        self.linear = ops.Dense(self.start[0] * self.start[1] * ch[0])
-        self.blocks = [GeneratorBlock(c, make_norm, name=f"block{i}") for i, c in enumerate(ch[1:])]
-        self.final_norm = make_norm()
-        self.to_rgb = ops.Conv2D(colors, 3)
-
-    def call(self, z, labels=None, training=False):
-        h = tf.reshape(self.linear(z), (-1,) + self.start)
-        for block in self.blocks:
-            h = block(h, z, labels, training=training)
-        h = tf.nn.relu(self.final_norm(h, z, labels, training=training))
-        return tf.tanh(self.to_rgb(h))
 
 
 class Discriminator(keras.Model):
@@ -100,4 +79,6 @@ def build(config, image_shape, num_classes):
     projection = architectures.projection(config, num_classes, channels[-1])
     discriminator = Discriminator(channels, D_DOWNSAMPLE, config.d_spectral_norm, projection,
                                   name="discriminator")
-    return Generator(image_shape, config, num_classes, name="generator"), discriminator
+    make_norm = lambda: architectures.generator_norm(config, num_classes)  # noqa: E731
+    g_channels = [config.channels(BASE_CHANNELS * m) for m in G_MULTIPLIERS]
+    return Generator(image_shape, make_norm, g_channels, name="generator"), discriminator

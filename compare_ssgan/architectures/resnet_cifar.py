@@ -74,12 +74,16 @@ class DiscriminatorBlock(keras.layers.Layer):
 
 
 class Generator(keras.Model):
-    def __init__(self, image_shape, z_dim, make_norm, channels=256, **kwargs):
+    """z -> linear to (side / 2^blocks)^2 x channels[0] -> an up-block per further entry of
+    `channels` -> norm, ReLU, 3x3 conv -> tanh (resnet128 reuses it with five blocks)."""
+
+    def __init__(self, image_shape, make_norm, channels, **kwargs):
         super().__init__(**kwargs)
         height, width, colors = image_shape
-        self.start = (height // 8, width // 8, channels)
-        self.linear = ops.Dense(self.start[0] * self.start[1] * channels)
-        self.blocks = [GeneratorBlock(channels, make_norm, name=f"block{i}") for i in range(3)]
+        scale = 2 ** (len(channels) - 1)
+        self.start = (height // scale, width // scale, channels[0])
+        self.linear = ops.Dense(self.start[0] * self.start[1] * channels[0])
+        self.blocks = [GeneratorBlock(c, make_norm, name=f"block{i}") for i, c in enumerate(channels[1:])]
         self.final_norm = make_norm()
         self.to_rgb = ops.Conv2D(colors, 3)
 
@@ -119,5 +123,5 @@ class Discriminator(keras.Model):
 def build(config, image_shape, num_classes):
     make_norm = lambda: architectures.generator_norm(config, num_classes)  # noqa: E731
     projection = architectures.projection(config, num_classes, config.channels(128))
-    return (Generator(image_shape, config.z_dim, make_norm, config.channels(256), name="generator"),
+    return (Generator(image_shape, make_norm, [config.channels(256)] * 4, name="generator"),
             Discriminator(config.d_spectral_norm, config.channels(128), projection, name="discriminator"))
