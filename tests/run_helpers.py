@@ -44,3 +44,22 @@ def assert_same_weights(path_a, path_b, atol=0.0, rtol=0.0, only=None):
     assert names
     for name in names:
         np.testing.assert_allclose(a[name], b[name], atol=atol, rtol=rtol, err_msg=name)
+
+
+def build_smoke_gan(gin_file, params=()):
+    """A GANModel from `gin_file` + the smoke preset (32x32, 10 classes, batch 8, seed 0),
+    built in process for tests that call its d_step / g_step directly."""
+    import gin
+    import keras
+
+    from compare_ssgan import architectures
+    from compare_ssgan import main as cli
+    from compare_ssgan.gans.model import GANModel
+
+    gin.clear_config()
+    cli.parse_gin([os.path.join(REPO, gin_file), os.path.join(REPO, "gin/presets/smoke.gin")], list(params))
+    keras.utils.set_random_seed(0)
+    gan = GANModel(architectures.architecture(), (32, 32, 3), 10, global_batch=8, num_replicas=1,
+                   g_lr=1e-3, d_lr=1e-3, beta1=0.0, beta2=0.9)
+    gin.clear_config()
+    return gan

@@ -17,7 +17,6 @@ from compare_ssgan.eval import evaluator, feature_networks
 from run_helpers import CIFAR10_TAR, REPO, run_cli, smoke_args
 from test_feature_networks import StandInInception
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CIFAR10_TAR), reason="needs the CIFAR-10 image folder")
 
 HYPERPARAMETERS = ("model", "architecture", "loss", "penalty", "lambda", "beta1", "beta2",
                    "disc_iters", "seed", "dataset")

@@ -114,7 +114,6 @@ def test_inception_errors(tmp_path, clean_gin, monkeypatch):
         feature_networks.build("inception")
 
 
-@pytest.mark.skipif(not os.path.exists(CIFAR10_TAR), reason="needs the CIFAR-10 image folder")
 def test_shipped_cifar10_classifier_classifies_test_images(clean_gin):
     network = feature_networks.build("cifar10_classifier")
     info = network.info.as_dict()

@@ -14,18 +14,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 
-from compare_ssgan import architectures, runner  # noqa: E402
+from compare_ssgan import runner  # noqa: E402
 from compare_ssgan import main as cli  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 from compare_ssgan.gans import consistency, latent_transformation  # noqa: E402
-from compare_ssgan.gans.model import GANModel  # noqa: E402
-from run_helpers import IMAGE_FOLDER, run_cli, smoke_args  # noqa: E402
+from run_helpers import IMAGE_FOLDER, build_smoke_gan, run_cli, smoke_args  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32))
@@ -39,14 +37,7 @@ def _clean_gin():
 
 
 def build(model="ltgan", params=()):
-    gin.clear_config()
-    cli.parse_gin([os.path.join(REPO, f"gin/cifar10/{model}.gin"), os.path.join(REPO, "gin/presets/smoke.gin")],
-                  list(params))
-    keras.utils.set_random_seed(0)
-    gan = GANModel(architectures.architecture(), (32, 32, 3), 10, global_batch=8, num_replicas=1,
-                   g_lr=1e-3, d_lr=1e-3, beta1=0.0, beta2=0.9)
-    gin.clear_config()
-    return gan
+    return build_smoke_gan(f"gin/cifar10/{model}.gin", params)
 
 
 def values(variables):

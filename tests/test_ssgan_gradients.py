@@ -16,14 +16,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # noqa: E402
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from compare_ssgan import architectures  # noqa: E402
-from compare_ssgan import main as cli  # noqa: E402
-from compare_ssgan.gans.model import GANModel  # noqa: E402
+from run_helpers import build_smoke_gan  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSGAN = "gin/cifar10/ssgan.gin"
@@ -42,14 +39,7 @@ def _clean_gin():
 
 
 def build(gin_file=SSGAN, params=()):
-    gin.clear_config()
-    cli.parse_gin([os.path.join(REPO, gin_file), os.path.join(REPO, "gin/presets/smoke.gin")],
-                  list(params))
-    keras.utils.set_random_seed(0)
-    gan = GANModel(architectures.architecture(), (32, 32, 3), 10, global_batch=8, num_replicas=1,
-                   g_lr=1e-3, d_lr=1e-3, beta1=0.0, beta2=0.9)
-    gin.clear_config()
-    return gan
+    return build_smoke_gan(gin_file, params)
 
 
 def values(variables):
