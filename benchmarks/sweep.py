@@ -9,9 +9,11 @@ Each run is `python -m compare_ssgan.main ... --schedule=eval_after_train` in it
 command skips finished runs, resumes interrupted ones from their checkpoints (the trainer does
 that) and retries failed ones up to --retries times. After every run, all runs' scores are
 gathered into `<out>/results.jsonl` (rewritten atomically, one record per run and evaluated
-step) for make_tables.py.
+step) for make_tables.py. One sweep at a time may use an --out: a second invocation exits with
+an error instead of training the same runs twice.
 """
 import concurrent.futures
+import fcntl
 import json
 import os
 import subprocess
@@ -28,6 +30,31 @@ FLAGS = flags.FLAGS
 
 STATUS_FILE = "sweep_status.json"
 RESULTS_FILE = "results.jsonl"
+LOCK_FILE = "sweep.lock"
+
+
+class SweepLocked(Exception):
+    pass
+
+
+def lock_out(out):
+    """Takes <out>/sweep.lock for this process's lifetime; the kernel releases it even on kill -9.
+    Returns the open lock file (keep it referenced)."""
+    os.makedirs(out, exist_ok=True)
+    f = open(os.path.join(out, LOCK_FILE), "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise SweepLocked(f"another sweep ({holder}) is running on --out={out}; wait for it to finish "
+                          "(or stop it) before re-running, or choose a different --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+    f.flush()
+    return f
 
 
 def _atomic_write(path, text):
@@ -172,13 +199,13 @@ def run_sweep(specs, out, executor, retries, log=_print):
     def launch(spec, attempt_in_invocation):
         model_dir = run_dir(out, spec)
         os.makedirs(model_dir, exist_ok=True)
-        previous = read_status(out, spec)
-        attempts = previous.get("attempts", 0) + 1
+        attempts = {"count": read_status(out, spec).get("attempts", 0)}  # counted when a run starts
         args = command(spec, os.path.abspath(model_dir))
-        write_status(out, spec, state="queued", attempts=attempts, command=args)
+        write_status(out, spec, state="queued", attempts=attempts["count"], command=args)
 
         def on_start():
-            write_status(out, spec, state="running", attempts=attempts, command=args)
+            attempts["count"] += 1
+            write_status(out, spec, state="running", attempts=attempts["count"], command=args)
             with progress.lock:
                 progress.queued -= 1
                 progress.running += 1
@@ -202,7 +229,7 @@ def run_sweep(specs, out, executor, retries, log=_print):
             except Exception as e:  # an executor failure counts as a failed attempt
                 code, seconds = f"{type(e).__name__}: {e}", 0.0
             ok = code == 0
-            write_status(out, spec, state="done" if ok else "failed", attempts=attempts,
+            write_status(out, spec, state="done" if ok else "failed", attempts=attempts["count"],
                          returncode=code, seconds=round(seconds, 1), command=args)
             if ok:
                 progress.done += 1
@@ -236,6 +263,11 @@ def main(argv):
             print(f"{spec.run_id}  {spec.describe()}")
         print(f"{len(specs)} runs")
         return
+    try:
+        lock = lock_out(FLAGS.out)  # noqa: F841 (held until exit)
+    except SweepLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     executor = (LocalExecutor(FLAGS.workers) if FLAGS.executor == "local"
                 else RayExecutor(FLAGS.ray_address, FLAGS.gpus_per_run))
     try:

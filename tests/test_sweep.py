@@ -73,7 +73,8 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    first_done = [s.run_id for s in specs if sweep.read_status(out, s)["state"] == "done"]
+    states_at_kill = {s.run_id: sweep.read_status(out, s)["state"] for s in specs}
+    first_done = [run_id for run_id, state in states_at_kill.items() if state == "done"]
     result = subprocess.run(_sweep_args(grid, out, "--workers=1"), cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"1/3 done ({len(first_done)} earlier)" in result.stdout or len(first_done) != 1
@@ -81,15 +82,28 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     assert finals == sorted((s.run_id, 4) for s in specs)  # every run, once, at its last step
     keys = [(r["sweep"]["run_id"], r["step"]) for r in records]
     assert len(keys) == len(set(keys))
-    for spec in specs:  # the finished run was not redone
+    for spec in specs:  # the finished run was not redone; attempts count runs that started
         status = sweep.read_status(out, spec)
         assert status["state"] == "done"
-        assert status["attempts"] == (1 if spec.run_id in first_done else status["attempts"])
+        assert status["attempts"] == (2 if states_at_kill[spec.run_id] == "running" else 1), states_at_kill
     table = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={out}",
                             "--table=robustness", "--format=markdown", f"--plot_dir={out}/plots"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "Uncond-GAN" in table and "SS-GAN" in table and "CIFAR-10 classifier" in table
     assert os.path.exists(os.path.join(out, "plots", "fid_vs_step_cifar10.png"))
+
+
+def test_second_sweep_on_the_same_out_is_refused(tmp_path):
+    grid, out = _grid_file(tmp_path, ["uncond"]), str(tmp_path / "sweep")
+    held = sweep.lock_out(out)  # as a running sweep holds it
+    try:
+        result = subprocess.run(_sweep_args(grid, out), cwd=REPO, capture_output=True, text=True)
+    finally:
+        held.close()
+    assert result.returncode == 2
+    assert f"another sweep (pid {os.getpid()}" in result.stderr and "--out" in result.stderr
+    assert not os.path.exists(os.path.join(out, "runs"))  # it trained nothing
+    sweep.lock_out(out).close()  # released with its holder: the next sweep may start
 
 
 def test_ray_executor_runs_a_smoke_sweep(tmp_path):
