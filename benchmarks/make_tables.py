@@ -7,6 +7,8 @@ robustness: SS-GAN Table 2's layout. Rows: penalty, lambda, beta1, beta2, D iter
 dataset a column per model with mean ± std of the final-step FID over seeds; the better
 (lower) model of a row is marked; FID > 100 is flagged as collapsed.
 sample_quality: SS-GAN Table 1's layout: the best final-step FID over seeds per model.
+runs: one row per run (setting, model, seed, final step, FID ± std over sample sets, KID,
+state), the per-seed values behind the other two tables.
 Under each table: the feature network that produced the FID (papers use Inception; any other
 network's FID is not comparable to theirs) and the sample count. --plot_dir also draws
 FID-versus-step curves per setting (one PNG per dataset).
@@ -20,7 +22,7 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
-flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality"], "Which table.")
+flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality", "runs"], "Which table.")
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
 flags.DEFINE_string("output", None, "Write the table here instead of stdout.")
 flags.DEFINE_string("plot_dir", None, "Also draw FID-vs-step curves here (PNG).")
@@ -97,6 +99,10 @@ def setting(record):
     return name, lam, record["beta1"], record["beta2"], record["disc_iters"]
 
 
+def _setting_order(s):
+    return s[0], s[1] or 0, s[2], s[3], s[4]
+
+
 def _mean_std(values):
     if not values:
         return None, None
@@ -158,7 +164,7 @@ def robustness_table(records, fmt):
     datasets = sorted({d for d, _ in cells})
     models = [m for m in MODEL_ORDER if any(m in v for v in cells.values())]
     models += sorted({m for v in cells.values() for m in v} - set(models))
-    settings = sorted({s for _, s in cells}, key=lambda s: (s[0], s[1] or 0, s[2], s[3], s[4]))
+    settings = sorted({s for _, s in cells}, key=_setting_order)
     header = ["Penalty", "λ", "β1", "β2", "D iters"] + [
         f"{d}: {MODEL_NAMES.get(m, m)}" for d in datasets for m in models]
     rows = []
@@ -193,6 +199,29 @@ def sample_quality_table(records, fmt):
     rows = [[MODEL_NAMES.get(m, m)] + [f"{best[d][m]:.2f}" if m in best[d] else "—" for d in datasets]
             for m in models]
     notes = _footer(final_records(records)) + ["Best final-step FID over seeds; lower is better."]
+    return render(header, rows, notes, fmt)
+
+
+def runs_table(records, fmt):
+    order = lambda item: (item[1]["dataset"], *_setting_order(setting(item[1])),  # noqa: E731
+                          MODEL_ORDER.index(item[1]["model"]) if item[1]["model"] in MODEL_ORDER else 99,
+                          item[1].get("seed", 0))
+    header = ["Dataset", "Penalty", "λ", "β1", "β2", "D iters", "Model", "Seed", "Step", "FID", "KID", "State"]
+    rows, runs = [], sorted(outcomes(records).values(), key=order)
+    for state, r in runs:
+        s = setting(r)
+        fid = "—" if r.get("fid") is None else f"{r['fid']:.2f}" + (
+            f" ± {r['fid_std']:.2f}" if r.get("fid_std") is not None else "")
+        kid = "—" if r.get("kid") is None else f"{r['kid']:.4f}"
+        rows.append([r["dataset"], s[0], "—" if s[1] is None else f"{s[1]:g}", f"{s[2]:g}", f"{s[3]:g}",
+                     str(s[4]), MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
+                     f"{r['step']}/{r.get('training_steps', r['step'])}", fid, kid,
+                     state if state != "final" else r.get("status", "ok")])
+    if fmt == "latex":
+        rows = [[c.replace("±", "$\\pm$") for c in row] for row in rows]
+    notes = _footer([r for _, r in runs]) + ["One row per run at its last scored step; FID ± std over the generated "
+                                "sample sets; state: ok/collapsed/diverged for finished runs, else "
+                                "unfinished or failed."]
     return render(header, rows, notes, fmt)
 
 
@@ -235,7 +264,7 @@ def plot_curves(records, plot_dir):
     paths = []
     label = sorted({r.get("fid_label", "FID") for r in records})[0] if records else "FID"
     for dataset, by_setting in curves.items():
-        settings = sorted(by_setting, key=lambda s: (s[0], s[1] or 0, s[2], s[3], s[4]))
+        settings = sorted(by_setting, key=_setting_order)
         cols = min(3, len(settings))
         rows = math.ceil(len(settings) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
@@ -272,7 +301,8 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    table = (robustness_table if FLAGS.table == "robustness" else sample_quality_table)(records, FLAGS.format)
+    make = {"robustness": robustness_table, "sample_quality": sample_quality_table, "runs": runs_table}
+    table = make[FLAGS.table](records, FLAGS.format)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             f.write(table)

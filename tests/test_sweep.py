@@ -11,6 +11,7 @@ import pytest
 from run_helpers import IMAGE_FOLDER, REPO
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import export_sweep  # noqa: E402
 import grids  # noqa: E402
 import make_tables  # noqa: E402
 import sweep  # noqa: E402
@@ -92,6 +93,36 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     assert "Uncond-GAN" in table and "SS-GAN" in table and "CIFAR-10 classifier" in table
     assert os.path.exists(os.path.join(out, "plots", "fid_vs_step_cifar10.png"))
 
+    # Exported for committing, then used to seed a new checkout's sweep: nothing is redone.
+    exported = str(tmp_path / "exported")
+    subprocess.run([sys.executable, "benchmarks/export_sweep.py", f"--sweep_dir={out}", f"--to={exported}"],
+                   cwd=REPO, check=True, capture_output=True)
+    assert _final_steps(exported)[0] == finals
+    assert sorted(os.listdir(os.path.join(exported, "runs", specs[0].run_id))) == [
+        "operative_config.gin", "scores.jsonl", "step_000004.png", "sweep_status.json"]
+    seeded = str(tmp_path / "seeded")
+    os.makedirs(seeded)
+    subprocess.run(["cp", "-r", os.path.join(exported, "runs"), seeded], check=True)
+    again = subprocess.run(_sweep_args(grid, seeded), cwd=REPO, capture_output=True, text=True, check=True)
+    assert "3/3 done (3 earlier), 0 running" in again.stdout
+    assert _final_steps(seeded)[0] == finals
+
+
+def test_export_leaves_out_unfinished_runs(tmp_path):
+    sweep_dir, to = tmp_path / "sweep", tmp_path / "to"
+    for run_id, state in [("a", "done"), ("b", "running"), ("c", "failed")]:
+        (sweep_dir / "runs" / run_id / "samples").mkdir(parents=True)
+        (sweep_dir / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
+        (sweep_dir / "runs" / run_id / "checkpoints").mkdir()
+        for step in (1, 2):
+            (sweep_dir / "runs" / run_id / "samples" / f"step_00000{step}.png").write_bytes(b"png")
+    (sweep_dir / "results.jsonl").write_text("".join(
+        json.dumps({"step": 2, "sweep": {"run_id": r}}) + "\n" for r in "abc"))
+    assert export_sweep.export(str(sweep_dir), str(to)) == ["a", "c"]
+    assert sorted(os.listdir(to / "runs")) == ["a", "c"]
+    assert sorted(os.listdir(to / "runs" / "a")) == ["step_000002.png", sweep.STATUS_FILE]
+    assert [json.loads(line)["sweep"]["run_id"] for line in (to / "results.jsonl").read_text().splitlines()] == ["a", "c"]
+
 
 def test_second_sweep_on_the_same_out_is_refused(tmp_path):
     grid, out = _grid_file(tmp_path, ["uncond"]), str(tmp_path / "sweep")
@@ -161,3 +192,9 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
     with pytest.raises(ValueError, match="mix evaluation protocols"):
         make_tables.select(records + [inception])
     assert make_tables.select(records + [inception], feature_network="inception") == [inception]
+    runs = make_tables.runs_table(records, "markdown").splitlines()
+    assert runs[2:6] == [  # setting, then model order, then seed; each run at its last scored step
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 0 | 100/100 | 30.00 | — | ok |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 1 | 50/100 | 10.00 | — | unfinished |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 0 | 100/100 | 20.00 | — | ok |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 1 | 50/100 | 12.00 | — | failed |"]
