@@ -8,7 +8,7 @@ dataset a column per model with mean ± std of the final-step FID over seeds; th
 (lower) model of a row is marked; FID > 100 is flagged as collapsed.
 sample_quality: SS-GAN Table 1's layout: the best final-step FID over seeds per model.
 runs: one row per run (setting, model, seed, final step, FID ± std over sample sets, KID,
-state), the per-seed values behind the other two tables.
+state, the code version that scored it), the per-seed values behind the other two tables.
 Under each table: the feature network that produced the FID (papers use Inception; any other
 network's FID is not comparable to theirs) and the sample count. --plot_dir also draws
 FID-versus-step curves per setting (one PNG per dataset).
@@ -206,7 +206,10 @@ def runs_table(records, fmt):
     order = lambda item: (item[1]["dataset"], *_setting_order(setting(item[1])),  # noqa: E731
                           MODEL_ORDER.index(item[1]["model"]) if item[1]["model"] in MODEL_ORDER else 99,
                           item[1].get("seed", 0))
-    header = ["Dataset", "Penalty", "λ", "β1", "β2", "D iters", "Model", "Seed", "Step", "FID", "KID", "State"]
+    from compare_ssgan.provenance import describe_short
+
+    header = ["Dataset", "Penalty", "λ", "β1", "β2", "D iters", "Model", "Seed", "Step", "FID", "KID", "State",
+              "Code"]
     rows, runs = [], sorted(outcomes(records).values(), key=order)
     for state, r in runs:
         s = setting(r)
@@ -216,7 +219,8 @@ def runs_table(records, fmt):
         rows.append([r["dataset"], s[0], "—" if s[1] is None else f"{s[1]:g}", f"{s[2]:g}", f"{s[3]:g}",
                      str(s[4]), MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
                      f"{r['step']}/{r.get('training_steps', r['step'])}", fid, kid,
-                     state if state != "final" else r.get("status", "ok")])
+                     state if state != "final" else r.get("status", "ok"),
+                     describe_short(r["code_version"]) if r.get("code_version") else "—"])
     if fmt == "latex":
         rows = [[c.replace("±", "$\\pm$") for c in row] for row in rows]
     notes = _footer([r for _, r in runs]) + ["One row per run at its last scored step; FID ± std over the generated "

@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import gin  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from compare_ssgan import runner  # noqa: E402
+from compare_ssgan import provenance, runner  # noqa: E402  (provenance first reads the code version)
 from compare_ssgan.errors import UserError  # noqa: E402
 
 flags.DEFINE_multi_string("gin_file", [], "gin config file(s), applied in order.")
@@ -52,6 +52,7 @@ def _run(argv):
     if not FLAGS.model_dir:
         raise UserError("--model_dir is required: the directory this run writes to (and resumes from)")
     parse_gin(FLAGS.gin_file, FLAGS.gin_param)
+    logging.info("Code: %s", provenance.describe_short())
     from compare_ssgan import distribute
 
     strategy = distribute.make_strategy()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import datasets, main, training
+from compare_ssgan import datasets, main, provenance, training
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import evaluator, feature_networks
 from run_helpers import CIFAR10_TAR, REPO, run_cli, smoke_args
@@ -82,7 +82,10 @@ def test_eval_after_train_writes_each_checkpoint_once(tmp_path, env):
         assert record["model"] == "ssgan" and record["loss"] == "hinge" and record["penalty"] == "no_penalty"
         assert record["beta1"] == 0.0 and record["beta2"] == 0.9 and record["disc_iters"] == 1
         assert "evaluation.num_samples = 128" in record["gin_config"]
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+        assert record["code_version"]["git_commit"] == head.strip()  # the commit that produced it
     assert records[0]["per_set"][0]["fid"] != records[1]["per_set"][0]["fid"]  # other weights
+    assert f"Code: {provenance.describe_short()}" in result.stderr
     assert "FID (CIFAR-10 classifier)" in result.stderr  # the log line names the network
     # Again: training is done and both steps are scored, so nothing is appended.
     run_cli(args, env=extra_env)

@@ -192,9 +192,10 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
     with pytest.raises(ValueError, match="mix evaluation protocols"):
         make_tables.select(records + [inception])
     assert make_tables.select(records + [inception], feature_network="inception") == [inception]
+    records[0]["code_version"] = {"package": "0.1.0", "git_commit": "94c07d1" + "0" * 33, "git_dirty": True}
     runs = make_tables.runs_table(records, "markdown").splitlines()
     assert runs[2:6] == [  # setting, then model order, then seed; each run at its last scored step
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 0 | 100/100 | 30.00 | — | ok |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 1 | 50/100 | 10.00 | — | unfinished |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 0 | 100/100 | 20.00 | — | ok |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 1 | 50/100 | 12.00 | — | failed |"]
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 0 | 100/100 | 30.00 | — | ok | 0.1.0@94c07d1-dirty |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 1 | 50/100 | 10.00 | — | unfinished | — |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 0 | 100/100 | 20.00 | — | ok | — |",
+        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 1 | 50/100 | 12.00 | — | failed | — |"]

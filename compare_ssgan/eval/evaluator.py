@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets
+from compare_ssgan import datasets, provenance
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -326,6 +326,7 @@ class Evaluator:
             "training_steps": opts.training_steps, "ema_decay": opts.ema_decay, "seed": opts.seed,
             "dataset": t.data.name, "dataset_source": t.data.source_description,
             "model_dir": os.path.abspath(self.model_dir),
+            "code_version": provenance.CODE_VERSION,
         }
 
     def _fake_set(self, index):
