@@ -345,6 +345,7 @@ class Evaluator:
                 return "diverged", None, None
             first = images[0] if first is None else first
             spread = max(spread, float(np.max(np.abs(images - first))))
+            # Not rounded to 8 bits (real images are, being stored so): compare_gan's protocol.
             f, l = self.network(images)
             if not (np.isfinite(f).all() and np.isfinite(l).all()):
                 return "diverged", None, None
