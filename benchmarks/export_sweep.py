@@ -5,8 +5,10 @@ python benchmarks/export_sweep.py --sweep_dir=sweeps/rob --to=benchmarks/results
 Per finished (or finally failed) run it keeps what a reader needs to audit the run and what a
 new checkout needs to resume the sweep without redoing it: sweep_status.json, scores.jsonl,
 operative_config.gin and the last sample grid. Checkpoints, logs and summaries stay behind.
-Runs still queued or running are left out, so a sweep seeded from the export
-(`cp -r <to>/runs <sweep_dir>/`) runs them again. results.jsonl is filtered to the kept runs.
+<to>/runs mirrors the sweep: runs still queued or running (or retried since an earlier export)
+are removed from it, so a sweep seeded from the export (`cp -r <to>/runs <sweep_dir>/`) runs
+them again. results.jsonl is filtered to the kept runs. Other files in <to> (README, tables,
+plots) are left alone.
 """
 import glob
 import json
@@ -19,45 +21,82 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep  # noqa: E402
 
-KEPT_FILES = (sweep.STATUS_FILE, "scores.jsonl", "operative_config.gin")
+SCORES_FILE = "scores.jsonl"
+KEPT_FILES = (sweep.STATUS_FILE, SCORES_FILE, "operative_config.gin")
 KEPT_STATES = ("done", "failed")
 
 
-def export(sweep_dir, to):
-    """Returns the ids of the runs exported."""
-    kept = []
+class StaleResults(Exception):
+    pass
+
+
+def _read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _finished_runs(sweep_dir):
+    runs = {}
     for run in sorted(glob.glob(os.path.join(sweep_dir, "runs", "*"))):
         try:
             with open(os.path.join(run, sweep.STATUS_FILE)) as f:
                 state = json.load(f).get("state")
         except (OSError, json.JSONDecodeError):
             continue
-        if state not in KEPT_STATES:
-            continue
-        run_id = os.path.basename(run)
+        if state in KEPT_STATES:
+            runs[os.path.basename(run)] = (run, state)
+    return runs
+
+
+def _check_gathered(runs, records):
+    """results.jsonl is gathered after a run's status is written: a live sweep can be between
+    the two. Exporting then would ship a finished run whose results look unfinished."""
+    for run_id, (run, state) in runs.items():
+        mine = [r for r in records if r["sweep"]["run_id"] == run_id]
+        scored = {r["step"] for r in _read_jsonl(os.path.join(run, SCORES_FILE))} \
+            if os.path.exists(os.path.join(run, SCORES_FILE)) else set()
+        if {r["step"] for r in mine} != scored or any(r["sweep"].get("state") != state for r in mine):
+            raise StaleResults(f"{sweep.RESULTS_FILE} is behind run {run_id} ({state}): its scores are not "
+                               f"gathered yet. Wait for the running sweep, or re-run the sweep command that "
+                               f"covers this run (it gathers, and skips finished runs), then export again")
+
+
+def export(sweep_dir, to):
+    """Returns the ids of the runs exported."""
+    runs = _finished_runs(sweep_dir)
+    records = [r for r in _read_jsonl(os.path.join(sweep_dir, sweep.RESULTS_FILE))
+               if r["sweep"]["run_id"] in runs]
+    _check_gathered(runs, records)
+    for old in glob.glob(os.path.join(to, "runs", "*")):
+        if os.path.basename(old) not in runs:
+            shutil.rmtree(old)
+    for run_id, (run, _) in runs.items():
         dest = os.path.join(to, "runs", run_id)
-        os.makedirs(dest, exist_ok=True)
+        shutil.rmtree(dest, ignore_errors=True)  # no stale sample grid from an earlier export
+        os.makedirs(dest)
         for name in KEPT_FILES:
             if os.path.exists(os.path.join(run, name)):
                 shutil.copy2(os.path.join(run, name), dest)
         sample_grids = sorted(glob.glob(os.path.join(run, "samples", "step_*.png")))
         if sample_grids:
             shutil.copy2(sample_grids[-1], dest)
-        kept.append(run_id)
-    with open(os.path.join(sweep_dir, sweep.RESULTS_FILE)) as f:
-        lines = [line for line in f if line.strip() and json.loads(line)["sweep"]["run_id"] in kept]
-    sweep._atomic_write(os.path.join(to, sweep.RESULTS_FILE), "".join(lines))
-    return kept
+    sweep._atomic_write(os.path.join(to, sweep.RESULTS_FILE),
+                        "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    return list(runs)
 
 
 def main(argv):
     del argv
-    if not os.path.exists(os.path.join(flags.FLAGS.sweep_dir, sweep.RESULTS_FILE)):
-        print(f"error: no {sweep.RESULTS_FILE} in {flags.FLAGS.sweep_dir}: is it a sweep's --out?",
-              file=sys.stderr)
+    sweep_dir, to = flags.FLAGS.sweep_dir, flags.FLAGS.to
+    if not os.path.exists(os.path.join(sweep_dir, sweep.RESULTS_FILE)):
+        print(f"error: no {sweep.RESULTS_FILE} in {sweep_dir}: is it a sweep's --out?", file=sys.stderr)
         sys.exit(2)
-    kept = export(flags.FLAGS.sweep_dir, flags.FLAGS.to)
-    print(f"exported {len(kept)} finished run(s) to {flags.FLAGS.to}")
+    try:
+        kept = export(sweep_dir, to)
+    except StaleResults as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"exported {len(kept)} finished run(s) to {to}")
 
 
 if __name__ == "__main__":

@@ -66,18 +66,21 @@ def select(records, feature_network=None, num_samples=None):
 
 def outcomes(records):
     """Per run: (state, record). 'final': its last training step is scored (record = that score);
-    'failed': the sweep gave up on it (e.g. a NaN loss); 'unfinished': still to run or resume."""
+    'failed': the sweep gave up on it, or its training stopped on a NaN loss (a record with no
+    checkpoint, see evaluator.record_divergence); 'unfinished': still to run or resume."""
     last = {}
     for record in records:
         key = run_key(record)
-        if key not in last or record["step"] > last[key]["step"]:
+        if key not in last or (record["step"], bool(record.get("checkpoint", True))) > (
+                last[key]["step"], bool(last[key].get("checkpoint", True))):  # a score beats a divergence
             last[key] = record
     result = {}
     for key, record in last.items():
         if record["step"] >= record.get("training_steps", record["step"]):
             result[key] = ("final", record)
         else:
-            failed = record.get("sweep", {}).get("state") == "failed"
+            failed = record.get("sweep", {}).get("state") == "failed" or (
+                record.get("status") == "diverged" and "checkpoint" in record and not record["checkpoint"])
             result[key] = ("failed" if failed else "unfinished", record)
     return result
 
@@ -219,13 +222,15 @@ def runs_table(records, fmt):
         rows.append([r["dataset"], s[0], "—" if s[1] is None else f"{s[1]:g}", f"{s[2]:g}", f"{s[3]:g}",
                      str(s[4]), MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
                      f"{r['step']}/{r.get('training_steps', r['step'])}", fid, kid,
-                     state if state != "final" else r.get("status", "ok"),
+                     r.get("status", "ok") if state == "final" else
+                     "failed: diverged" if r.get("status") == "diverged" else state,
                      describe_short(r["code_version"]) if r.get("code_version") else "—"])
     if fmt == "latex":
         rows = [[c.replace("±", "$\\pm$") for c in row] for row in rows]
     notes = _footer([r for _, r in runs]) + ["One row per run at its last scored step; FID ± std over the generated "
                                 "sample sets; state: ok/collapsed/diverged for finished runs, else "
-                                "unfinished or failed."]
+                                "unfinished, failed, or failed: diverged (a non-finite training loss at "
+                                "that step)."]
     return render(header, rows, notes, fmt)
 
 

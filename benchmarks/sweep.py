@@ -50,6 +50,9 @@ def lock_out(out):
         f.close()
         raise SweepLocked(f"another sweep ({holder}) is running on --out={out}; wait for it to finish "
                           "(or stop it) before re-running, or choose a different --out") from None
+    except OSError as e:  # e.g. NFS without a lock daemon: run, but say what is not guarded
+        print(f"warning: cannot lock {f.name} ({e.strerror}): this filesystem does not stop a second "
+              f"sweep on this --out from training the same runs at once; start only one", file=sys.stderr)
     f.seek(0)
     f.truncate()
     f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")

@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class NaNLossError(UserError):
     """Training produced a non-finite loss; the last good checkpoint is kept."""
+
+    def __init__(self, message, step=None):
+        super().__init__(message)
+        self.step = step  # the generator step whose loss was not finite

@@ -8,9 +8,13 @@ import os
 import subprocess
 
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+CHECKOUT = os.path.dirname(PACKAGE_DIR)
+
+
 def _git(*args):
-    try:
-        result = subprocess.run(["git", *args], cwd=os.path.dirname(os.path.abspath(__file__)),
+    try:  # --no-optional-locks: many runs starting at once must not block the user's git
+        result = subprocess.run(["git", "--no-optional-locks", *args], cwd=CHECKOUT,
                                 capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -25,10 +29,13 @@ def _package_version():
 
 
 def _describe():
-    commit = _git("rev-parse", "HEAD")
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", ".") if commit else None
+    # Only this checkout's own repository: an installed copy inside some other repository
+    # (e.g. a virtualenv in a project) must not report that project's commit.
+    top = _git("rev-parse", "--show-toplevel")
+    commit = _git("rev-parse", "HEAD") if top and os.path.realpath(top) == os.path.realpath(CHECKOUT) else None
+    # Edited or new files of the package or the gin configs: the commit alone does not reproduce it.
+    changed = _git("status", "--porcelain", "--", "compare_ssgan", "gin") if commit else None
     return {"package": _package_version(), "git_commit": commit,
-            # Tracked package files edited since that commit: the commit alone does not reproduce it.
             "git_dirty": bool(changed) if commit else None}
 
 

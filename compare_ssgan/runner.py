@@ -1,6 +1,12 @@
 """Schedules: what one invocation of main does with a model_dir."""
+import contextlib
+import fcntl
 import os
+import socket
 import tempfile
+import time
+
+from absl import logging
 
 from compare_ssgan.errors import UserError
 
@@ -18,17 +24,64 @@ def check_model_dir(model_dir):
                         f"you can write to, or fix its permissions.") from e
 
 
+TRAINING_LOCK = ".training.lock"
+
+
+@contextlib.contextmanager
+def training_lock(model_dir):
+    """Held by the process training in model_dir: a second trainer there (a re-run while the
+    first still trains, e.g. one orphaned by a killed sweep) would overwrite its checkpoints.
+    flock: released by the kernel when the holder dies, even by kill -9."""
+    with open(os.path.join(model_dir, TRAINING_LOCK), "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UserError(f"{holder} is already training in --model_dir={model_dir}. Wait for it to "
+                            f"finish or stop it; two trainers in one model_dir overwrite each other's "
+                            f"checkpoints.") from None
+        except OSError:  # a filesystem without flock (some NFS/Lustre mounts): cannot guard
+            pass
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        yield
+
+
+def set_aside_orphan_scores(model_dir, checkpoint_subdir, scores_file):
+    """Scores in a model_dir without checkpoints come from an earlier training of it (e.g. a
+    failed run exported without checkpoints, then retried): a run starting at step 0 must not
+    inherit them. They are renamed, not deleted."""
+    scores = os.path.join(model_dir, scores_file)
+    if os.path.exists(os.path.join(model_dir, checkpoint_subdir, "checkpoint")) or not (
+            os.path.exists(scores) and os.path.getsize(scores)):
+        return None
+    aside = f"{scores}.before-restart-{time.strftime('%Y%m%dT%H%M%S')}"
+    os.replace(scores, aside)
+    logging.warning("%s has scores but no checkpoints: they belong to an earlier training; moved "
+                    "to %s before starting over.", scores, aside)
+    return aside
+
+
 def run(model_dir, schedule, strategy):
     if schedule not in SCHEDULES:
         raise UserError(f"unknown --schedule={schedule}; valid: {', '.join(SCHEDULES)}")
     check_model_dir(model_dir)
-    from compare_ssgan import training
+    from compare_ssgan import distribute, training
 
-    if schedule == "train":
-        return training.Trainer(model_dir, strategy).train()
+    trains = schedule in ("train", "eval_after_train")
+    _, is_chief = distribute.worker_info(strategy)  # workers share the chief's model_dir
     from compare_ssgan.eval import evaluator
 
-    trainer = training.Trainer(model_dir, strategy)
-    if schedule == "eval_after_train":
-        return evaluator.eval_after_train(trainer)
-    return evaluator.continuous_eval(trainer)
+    with training_lock(model_dir) if trains and is_chief else contextlib.nullcontext():
+        if trains and is_chief:
+            set_aside_orphan_scores(model_dir, training.CHECKPOINT_SUBDIR, evaluator.SCORES_FILE)
+        if schedule == "train":
+            return training.Trainer(model_dir, strategy).train()
+
+        trainer = training.Trainer(model_dir, strategy)
+        if schedule == "eval_after_train":
+            return evaluator.eval_after_train(trainer)
+        return evaluator.continuous_eval(trainer)

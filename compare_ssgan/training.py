@@ -215,7 +215,7 @@ class Trainer:
                     f"non-finite loss at generator step {step}: "
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
-                    "Try lower learning rates, a penalty, or spectral norm.")
+                    "Try lower learning rates, a penalty, or spectral norm.", step=step)
             done = step == opts.training_steps
             if step % opts.log_every == 0 or done:
                 now = time.time()

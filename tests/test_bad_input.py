@@ -4,6 +4,7 @@ import os
 import pytest
 import tensorflow as tf
 
+from compare_ssgan import runner
 from run_helpers import run_cli, smoke_args
 
 
@@ -58,3 +59,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         "non-finite loss at generator step 3", "last good checkpoint")
     assert "ckpt-2" in result.stderr
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
+
+
+def test_second_trainer_in_a_model_dir_is_refused(tmp_path):
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    with runner.training_lock(str(model_dir)):  # as a trainer still running there holds it
+        _fails_with(smoke_args(str(model_dir), "cifar10/uncond.gin"),
+                    f"pid {os.getpid()} on", "is already training in --model_dir")
+    assert not (model_dir / "checkpoints").exists()
+    run_cli(smoke_args(str(model_dir), "cifar10/uncond.gin"))  # released with its holder
+    assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-4")

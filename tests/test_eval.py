@@ -66,7 +66,9 @@ def check_record(record, step, network="cifar10_classifier"):
 def test_eval_after_train_writes_each_checkpoint_once(tmp_path, env):
     extra_env, folder = env
     model_dir = str(tmp_path / "run")
-    args = smoke_args(model_dir, "cifar10/ssgan.gin", params=[folder], schedule="eval_after_train")
+    # Relative, as in the README's main job (`--model_dir=runs/ssgan_mini`).
+    args = smoke_args(os.path.relpath(model_dir, REPO), "cifar10/ssgan.gin", params=[folder],
+                      schedule="eval_after_train")
     result = run_cli(args, env=extra_env)
     records = load_lines(model_dir)
     assert [r["step"] for r in records] == [2, 4]
@@ -90,6 +92,33 @@ def test_eval_after_train_writes_each_checkpoint_once(tmp_path, env):
     # Again: training is done and both steps are scored, so nothing is appended.
     run_cli(args, env=extra_env)
     assert load_lines(model_dir) == records
+
+
+def test_divergence_before_the_first_checkpoint_is_recorded(tmp_path, env):
+    """A run that dies on a NaN loss before any checkpoint still leaves a record, so a
+    robustness table counts it as diverged instead of silently missing a seed."""
+    extra_env, folder = env
+    model_dir = str(tmp_path / "run")
+    args = smoke_args(model_dir, "cifar10/uncond.gin", schedule="eval_after_train",
+                      params=[folder, "penalty.fn=@wgan_gp", "penalty.weight=1e39"])  # inf D loss at step 1
+    result = run_cli(args, env=extra_env, check=False)
+    assert result.returncode == 2 and "non-finite loss at generator step 1" in result.stderr
+    [record] = load_lines(model_dir)
+    assert record["step"] == 1 and record["status"] == "diverged" and record["checkpoint"] is None
+    assert record["fid"] is None and record["training_steps"] == 4
+    assert "non-finite loss" in record["reason"] and record["feature_network"]["name"] == "cifar10_classifier"
+    # A retry starts over (no checkpoint): the earlier attempt's record is set aside, not mixed in.
+    run_cli(args, env=extra_env, check=False)
+    [again] = load_lines(model_dir)
+    assert again["step"] == 1 and again["status"] == "diverged"
+    [aside] = [name for name in os.listdir(model_dir) if name.startswith("scores.jsonl.before-restart-")]
+    with open(os.path.join(model_dir, aside)) as f:
+        assert [json.loads(line) for line in f] == [record]
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import make_tables
+
+    assert [state for state, _ in make_tables.outcomes([record]).values()] == ["failed"]
+    assert "diverged/failed (1)" in make_tables.robustness_table([record], "markdown")
 
 
 def test_continuous_eval_scores_each_checkpoint_once_while_training(tmp_path, env):

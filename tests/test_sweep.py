@@ -108,20 +108,40 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     assert _final_steps(seeded)[0] == finals
 
 
-def test_export_leaves_out_unfinished_runs(tmp_path):
+def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     sweep_dir, to = tmp_path / "sweep", tmp_path / "to"
-    for run_id, state in [("a", "done"), ("b", "running"), ("c", "failed")]:
-        (sweep_dir / "runs" / run_id / "samples").mkdir(parents=True)
+
+    def run(run_id, state, steps=(1, 2)):
+        (sweep_dir / "runs" / run_id / "samples").mkdir(parents=True, exist_ok=True)
+        (sweep_dir / "runs" / run_id / "checkpoints").mkdir(exist_ok=True)
         (sweep_dir / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
-        (sweep_dir / "runs" / run_id / "checkpoints").mkdir()
-        for step in (1, 2):
+        (sweep_dir / "runs" / run_id / "scores.jsonl").write_text(
+            "".join(json.dumps({"step": s}) + "\n" for s in steps))
+        for step in steps:
             (sweep_dir / "runs" / run_id / "samples" / f"step_00000{step}.png").write_bytes(b"png")
-    (sweep_dir / "results.jsonl").write_text("".join(
-        json.dumps({"step": 2, "sweep": {"run_id": r}}) + "\n" for r in "abc"))
+        return [{"step": s, "sweep": {"run_id": run_id, "state": state}} for s in steps]
+
+    def gathered(*runs):
+        (sweep_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for rs in runs for r in rs))
+
+    gathered(run("a", "done"), run("b", "running", steps=(1,)), run("c", "failed"))
     assert export_sweep.export(str(sweep_dir), str(to)) == ["a", "c"]
     assert sorted(os.listdir(to / "runs")) == ["a", "c"]
-    assert sorted(os.listdir(to / "runs" / "a")) == ["step_000002.png", sweep.STATUS_FILE]
-    assert [json.loads(line)["sweep"]["run_id"] for line in (to / "results.jsonl").read_text().splitlines()] == ["a", "c"]
+    assert sorted(os.listdir(to / "runs" / "a")) == ["scores.jsonl", "step_000002.png", sweep.STATUS_FILE]
+    exported = [json.loads(line)["sweep"]["run_id"] for line in (to / "results.jsonl").read_text().splitlines()]
+    assert exported == ["a", "a", "c", "c"]
+
+    # Later: b finished, c is being retried from scratch. The export mirrors that.
+    gathered(run("a", "done"), run("b", "done", steps=(1, 2, 3)), run("c", "running", steps=()))
+    assert export_sweep.export(str(sweep_dir), str(to)) == ["a", "b"]
+    assert sorted(os.listdir(to / "runs")) == ["a", "b"]
+    assert sorted(os.listdir(to / "runs" / "b")) == ["scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
+
+    # A run marked done whose scores the sweep has not gathered yet: refused, nothing changed.
+    run("b", "done", steps=(1, 2, 3, 4))
+    with pytest.raises(export_sweep.StaleResults, match="behind run b"):
+        export_sweep.export(str(sweep_dir), str(to))
+    assert sorted(os.listdir(to / "runs" / "b")) == ["scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
 
 
 def test_second_sweep_on_the_same_out_is_refused(tmp_path):

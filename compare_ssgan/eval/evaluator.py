@@ -142,7 +142,8 @@ def score_key(record):
     """What makes two records scores of the same evaluation of the same checkpoint."""
     network = record.get("feature_network") or {}
     return (record.get("step"), network.get("name"), network.get("source"), record.get("num_samples"),
-            record.get("num_fake_sets"), record.get("real_split"), record.get("eval_seed"))
+            record.get("num_fake_sets"), record.get("real_split"), record.get("eval_seed"),
+            "checkpoint" if record.get("checkpoint") else "divergence")  # see record_divergence
 
 
 @contextlib.contextmanager
@@ -265,9 +266,7 @@ def checkpoints(checkpoint_dir):
     if state is None:
         return []
     found = []
-    for path in state.all_model_checkpoint_paths:
-        if not os.path.isabs(path):
-            path = os.path.join(checkpoint_dir, path)
+    for path in state.all_model_checkpoint_paths:  # relative ones already joined to checkpoint_dir
         try:
             found.append((int(path.rsplit("-", 1)[1]), path))
         except (IndexError, ValueError):
@@ -394,7 +393,12 @@ class Evaluator:
         for name, key in (("fid", "fid"), ("kid", "kid"), ("inception_score", "inception_score")):
             mean, std = _mean_std([s.get(key) for s in per_set]) if status != "diverged" else (None, None)
             record[name], record[f"{name}_std"] = mean, std
-        record.update({
+        record.update(self._context(), per_set=per_set, eval_seconds=round(time.time() - start, 2))
+        return record
+
+    def _context(self):
+        """What every record of this evaluator carries: the protocol, the run, when."""
+        return {
             "fid_label": self.label,
             "metric_labels": self.metric_labels,
             "feature_network": self.network.info.as_dict(),
@@ -409,13 +413,19 @@ class Evaluator:
             "warnings": ([f"{len(self.untracked)} sampling-generator variables are not saved in "
                           f"checkpoints and kept their in-memory values: {', '.join(self.untracked)}"]
                          if self.untracked else []),
-            "per_set": per_set,
             **self._run_description(),
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "eval_seconds": round(time.time() - start, 2),
             "gin_config": gin.operative_config_str(),
-        })
-        return record
+        }
+
+    def record_divergence(self, error):
+        """Appends a 'diverged' record (null metrics) at the step where training hit a non-finite
+        loss, so tables count the run as diverged even if it died before its first checkpoint."""
+        record = {"step": error.step, "checkpoint": None, "status": "diverged", "reason": str(error)}
+        for name in ("fid", "kid", "inception_score"):
+            record[name] = record[f"{name}_std"] = None
+        record.update(self._context(), per_set=[], eval_seconds=0.0)
+        append_score(self.model_dir, record)
 
     def _log(self, record):
         def fmt(name, digits):
@@ -430,7 +440,7 @@ class Evaluator:
                      record["real_split"], record["eval_seconds"])
 
     def scored_steps(self):
-        mine = score_key({"step": None, "feature_network": self.network.info.as_dict(),
+        mine = score_key({"step": None, "checkpoint": "any", "feature_network": self.network.info.as_dict(),
                           "num_samples": self.opts.num_samples, "num_fake_sets": self.opts.num_fake_sets,
                           "real_split": self.real_split, "eval_seed": self.opts.eval_seed})[1:]
         return {r["step"] for r in read_scores(self.model_dir) if score_key(r)[1:] == mine}
@@ -468,9 +478,10 @@ def eval_after_train(trainer):
     evaluator = Evaluator(trainer)
     try:
         trainer.train()
-    except NaNLossError:
+    except NaNLossError as e:
         logging.warning("Training stopped on a non-finite loss; scoring the checkpoints it kept.")
         evaluator.evaluate_pending()
+        evaluator.record_divergence(e)
         raise
     evaluator.evaluate_pending()
     return read_scores(trainer.model_dir)
