@@ -13,10 +13,8 @@ step) for make_tables.py. One sweep at a time may use an --out: a second invocat
 an error instead of training the same runs twice.
 """
 import concurrent.futures
-import fcntl
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -38,25 +36,19 @@ class SweepLocked(Exception):
 
 
 def lock_out(out):
-    """Takes <out>/sweep.lock for this process's lifetime; the kernel releases it even on kill -9.
-    Returns the open lock file (keep it referenced)."""
+    """Takes <out>/sweep.lock for this process's lifetime; returns the open lock file (keep it)."""
+    from compare_ssgan import locks
+
     os.makedirs(out, exist_ok=True)
-    f = open(os.path.join(out, LOCK_FILE), "a+")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
+        f, unsupported = locks.acquire(os.path.join(out, LOCK_FILE))
+    except locks.Held as holder:
         raise SweepLocked(f"another sweep ({holder}) is running on --out={out}; wait for it to finish "
                           "(or stop it) before re-running, or choose a different --out") from None
-    except OSError as e:  # e.g. NFS without a lock daemon: run, but say what is not guarded
-        print(f"warning: cannot lock {f.name} ({e.strerror}): this filesystem does not stop a second "
-              f"sweep on this --out from training the same runs at once; start only one", file=sys.stderr)
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-    f.flush()
+    if unsupported:  # e.g. NFS without a lock daemon: run, but say what is not guarded
+        print(f"warning: cannot lock {f.name} ({unsupported.strerror}): this filesystem does not stop a "
+              f"second sweep on this --out from training the same runs at once; start only one",
+              file=sys.stderr)
     return f
 
 

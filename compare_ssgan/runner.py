@@ -1,13 +1,12 @@
 """Schedules: what one invocation of main does with a model_dir."""
 import contextlib
-import fcntl
 import os
-import socket
 import tempfile
 import time
 
 from absl import logging
 
+from compare_ssgan import locks
 from compare_ssgan.errors import UserError
 
 SCHEDULES = ("train", "eval_after_train", "continuous_eval")
@@ -30,23 +29,14 @@ TRAINING_LOCK = ".training.lock"
 @contextlib.contextmanager
 def training_lock(model_dir):
     """Held by the process training in model_dir: a second trainer there (a re-run while the
-    first still trains, e.g. one orphaned by a killed sweep) would overwrite its checkpoints.
-    flock: released by the kernel when the holder dies, even by kill -9."""
-    with open(os.path.join(model_dir, TRAINING_LOCK), "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise UserError(f"{holder} is already training in --model_dir={model_dir}. Wait for it to "
-                            f"finish or stop it; two trainers in one model_dir overwrite each other's "
-                            f"checkpoints.") from None
-        except OSError:  # a filesystem without flock (some NFS/Lustre mounts): cannot guard
-            pass
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+    first still trains, e.g. one orphaned by a killed sweep) would overwrite its checkpoints."""
+    try:
+        f, _ = locks.acquire(os.path.join(model_dir, TRAINING_LOCK))
+    except locks.Held as holder:
+        raise UserError(f"{holder} is already training in --model_dir={model_dir}. Wait for it to "
+                        f"finish or stop it; two trainers in one model_dir overwrite each other's "
+                        f"checkpoints.") from None
+    with f:
         yield
 
 
