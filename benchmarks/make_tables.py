@@ -64,23 +64,27 @@ def select(records, feature_network=None, num_samples=None):
     return records
 
 
+def _is_divergence(record):
+    """A record of training stopping on a NaN loss (evaluator.record_divergence): no checkpoint."""
+    return "checkpoint" in record and not record["checkpoint"]
+
+
 def outcomes(records):
     """Per run: (state, record). 'final': its last training step is scored (record = that score);
     'failed': the sweep gave up on it, or its training stopped on a NaN loss (a record with no
     checkpoint, see evaluator.record_divergence); 'unfinished': still to run or resume."""
+    rank = lambda r: (r["step"], not _is_divergence(r))  # noqa: E731  (a score beats a divergence)
     last = {}
     for record in records:
         key = run_key(record)
-        if key not in last or (record["step"], bool(record.get("checkpoint", True))) > (
-                last[key]["step"], bool(last[key].get("checkpoint", True))):  # a score beats a divergence
+        if key not in last or rank(record) > rank(last[key]):
             last[key] = record
     result = {}
     for key, record in last.items():
         if record["step"] >= record.get("training_steps", record["step"]):
             result[key] = ("final", record)
         else:
-            failed = record.get("sweep", {}).get("state") == "failed" or (
-                record.get("status") == "diverged" and "checkpoint" in record and not record["checkpoint"])
+            failed = record.get("sweep", {}).get("state") == "failed" or _is_divergence(record)
             result[key] = ("failed" if failed else "unfinished", record)
     return result
 
