@@ -180,7 +180,7 @@ class Trainer:
     # -- outputs ----------------------------------------------------------------------------
 
     def write_samples(self, step, num=64):
-        z = tf.random.stateless_normal([num, self.gan.arch.z_dim], seed=[self.opts.seed, 2**20])
+        z = architectures.sample_latents(self.gan.arch, [num, self.gan.arch.z_dim], [self.opts.seed, 2**20])
         labels = tf.range(num, dtype=tf.int32) % self.data.num_classes
         images = self.gan.sampling_generator(z, labels, training=False)
         path = os.path.join(self.model_dir, "samples", f"step_{step:06d}.png")

@@ -18,6 +18,7 @@ import dataclasses
 
 import gin
 import numpy as np
+import tensorflow as tf
 
 from compare_ssgan.errors import UserError
 
@@ -47,6 +48,7 @@ class ArchitectureConfig:
     width: float
     g_spectral_norm: bool = False
     projection: bool = False
+    z_prior: str = "normal"
 
     def channels(self, base):
         return max(1, int(round(base * self.width)))
@@ -57,16 +59,30 @@ class ArchitectureConfig:
         return self.g_norm == "conditional_batch_norm" or self.projection
 
 
+Z_PRIORS = ("normal", "uniform")
+
+
+def sample_latents(config, shape, seed):
+    """z from the run's prior, stateless in `seed` ([2] ints): 'normal' N(0, 1), or 'uniform'
+    U(-1, 1) as google/compare_gan draws it for training and evaluation
+    (compare_gan/gans/modular_gan.py:366-384, `z_generator`)."""
+    if config.z_prior == "uniform":
+        return tf.random.stateless_uniform(shape, seed=seed, minval=-1.0, maxval=1.0)
+    return tf.random.stateless_normal(shape, seed=seed)
+
+
 @gin.configurable
 def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="batch_norm", width=1.0,
-                 g_spectral_norm=False, projection=False):
+                 g_spectral_norm=False, projection=False, z_prior="normal"):
     """The networks of a run.
 
     `g_norm`: G's normaliser, one of ops.GeneratorNorm.KINDS ('batch_norm', 'none',
     'conditional_batch_norm' (needs labels: model.conditional = True),
     'self_modulated_batch_norm'); `projection`: add the projection discriminator's class term
     (needs labels); `g_spectral_norm`: spectral norm on G's layers (BigGAN); `width` scales
-    every channel count (1.0 = the paper's networks; tests use small widths)."""
+    every channel count (1.0 = the paper's networks; tests use small widths); `z_prior`: the
+    latent distribution for training, sampling and evaluation, 'normal' or 'uniform'
+    (U(-1, 1), compare_gan's; see `sample_latents`)."""
     if name not in _BUILDERS:
         raise UserError(
             f"unknown architecture {name!r}; valid names: {', '.join(names())} "
@@ -85,8 +101,11 @@ def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="b
             raise UserError(f"architecture.{key} must be True or False (got {value!r})")
     if not width > 0:
         raise UserError(f"architecture.width must be > 0 (got {width!r})")
+    if z_prior not in Z_PRIORS:
+        raise UserError(f"unknown latent prior {z_prior!r}; valid: {', '.join(Z_PRIORS)} "
+                        f"(set architecture.z_prior in gin)")
     return ArchitectureConfig(name, int(z_dim), bool(d_spectral_norm), g_norm, float(width),
-                              bool(g_spectral_norm), bool(projection))
+                              bool(g_spectral_norm), bool(projection), z_prior)
 
 
 def build(config, image_shape, num_classes):

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets, provenance
+from compare_ssgan import architectures, datasets, provenance
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -332,7 +332,7 @@ class Evaluator:
         """Features and logits of fake set `index`, or a status: 'ok' | 'collapsed' | 'diverged'."""
         n, z_dim = self.opts.num_samples, self.trainer.gan.arch.z_dim
         num_classes = self.trainer.data.num_classes
-        z = tf.random.stateless_normal([n, z_dim], seed=[self.opts.eval_seed, index])
+        z = architectures.sample_latents(self.trainer.gan.arch, [n, z_dim], [self.opts.eval_seed, index])
         # Balanced labels in a seeded random order (only conditional generators read them).
         labels = np.random.default_rng([self.opts.eval_seed, index]).permutation(np.arange(n) % num_classes)
         labels = tf.constant(labels, tf.int32)

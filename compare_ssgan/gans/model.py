@@ -135,7 +135,7 @@ class GANModel:
 
     def sample_latents(self, seed):
         """This replica's slice of the global latent batch, so any replica count sees the same z."""
-        z = tf.random.stateless_normal([self.global_batch, self.arch.z_dim], seed=seed)
+        z = architectures.sample_latents(self.arch, [self.global_batch, self.arch.z_dim], seed)
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         return tf.slice(z, [replica * self.per_replica_batch, 0],
                         [self.per_replica_batch, self.arch.z_dim])
