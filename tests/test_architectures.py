@@ -45,21 +45,37 @@ def g_norm_params(kind, c, num_classes=10, z_dim=128):
 
 
 @pytest.mark.parametrize("g_norm", ["batch_norm", "conditional_batch_norm", "self_modulated_batch_norm"])
-def test_resnet_cifar_full_size_counts(g_norm):
+def test_resnet_cifar_full_size_counts_match_compare_gan(g_norm):
+    """compare_gan resnet_cifar.py:90-112 (G) and :144-165 (D), blocks from resnet_ops.py:136-182:
+    every block has conv1, conv2 and a 3x3 conv shortcut; D's first block reads 3 channels."""
     projection = g_norm == "conditional_batch_norm"
     norm = lambda c: g_norm_params(g_norm, c)  # noqa: E731
-    g = dense(128, 4 * 4 * 256) + 3 * (2 * norm(256) + 2 * conv(3, 256, 256) + conv(1, 256, 256))
+    g = dense(128, 4 * 4 * 256) + 3 * (2 * norm(256) + 3 * conv(3, 256, 256))
     g += norm(256) + conv(3, 256, 3)
-    d = conv(3, 3, 128) + conv(3, 128, 128) + conv(1, 3, 128)
-    d += 3 * (2 * conv(3, 128, 128) + conv(1, 128, 128)) + dense(128, 1)
-    d += 10 * 128 if projection else 0
+    d = 2 * conv(3, 3, 128) + conv(3, 128, 128)  # B1: shortcut + conv1 read the image
+    d += 3 * 3 * conv(3, 128, 128) + dense(128, 1)
+    d += 10 * 128 if projection else 0  # embedding_fc: linear from one-hot labels, no bias
     assert counts(config("resnet_cifar", g_norm, projection), (32, 32, 3), 10) == (g, d)
     if g_norm == "batch_norm":
-        assert (g, d) == (4_276_739, 1_086_849)
+        assert (g, d) == (5_849_603, 1_483_137)
 
 
-def test_sndcgan_full_size_counts():
-    g = dense(128, 4 * 4 * 512) + bn(512)
+def test_sngan_resnet_cifar_full_size_counts_match_miyato():
+    """sngan_projection gen_models/resnet_32.py + resblocks.py (1x1 shortcut, every G block
+    upsamples) and dis_models/snresnet_32.py (optimized block, identity shortcuts in blocks 3-4,
+    l5 without bias)."""
+    g = dense(128, 4 * 4 * 256) + 3 * (2 * bn(256) + 2 * conv(3, 256, 256) + conv(1, 256, 256))
+    g += bn(256) + conv(3, 256, 3)
+    d = conv(3, 3, 128) + conv(3, 128, 128) + conv(1, 3, 128)  # OptimizedBlock
+    d += 2 * conv(3, 128, 128) + conv(1, 128, 128)  # block2, downsampling
+    d += 2 * 2 * conv(3, 128, 128) + dense(128, 1, bias=False)  # block3, block4, l5
+    assert counts(config("sngan_resnet_cifar"), (32, 32, 3), 10) == (g, d) == (4_276_739, 1_053_824)
+
+
+def test_sndcgan_full_size_counts_match_compare_gan():
+    """compare_gan sndcgan.py:59-74: BN over the flattened linear output (g_bn1), then
+    deconvs; the last is a 3x3 stride-1 deconv."""
+    g = dense(128, 4 * 4 * 512) + bn(4 * 4 * 512)
     for cin, cout in ((512, 256), (256, 128), (128, 64)):
         g += conv(4, cin, cout) + bn(cout)  # transposed convs: same kernel size
     g += conv(3, 64, 3)
@@ -68,7 +84,21 @@ def test_sndcgan_full_size_counts():
         d += conv(k, cin, cout)
         cin = cout
     d += dense(4 * 4 * 512, 1)
-    assert counts(config("sndcgan"), (32, 32, 3), 10) == (g, d) == (3_813_379, 5_860_865)
+    assert counts(config("sndcgan"), (32, 32, 3), 10) == (g, d) == (3_828_739, 5_860_865)
+
+
+def test_resnet5_full_size_counts_match_compare_gan():
+    """compare_gan resnet5.py:57-93 (G, ch 64, channels 8,8,4,4,2,1) and :119-145 (D: B0 then
+    B1..B5 with channels 1,2,4,4,8,8), every block with a 3x3 conv shortcut."""
+    gch = [64 * m for m in (8, 8, 4, 4, 2, 1)]
+    g = dense(128, 4 * 4 * gch[0])
+    for cin, cout in zip(gch[:-1], gch[1:]):
+        g += bn(cin) + conv(3, cin, cout) + bn(cout) + conv(3, cout, cout) + conv(3, cin, cout)
+    g += bn(64) + conv(3, 64, 3)
+    dch = [3] + [64 * m for m in (1, 2, 4, 4, 8, 8)]
+    d = sum(2 * conv(3, cin, cout) + conv(3, cout, cout) for cin, cout in zip(dch[:-1], dch[1:]))
+    d += dense(512, 1)
+    assert counts(config("resnet5"), (128, 128, 3), 10) == (g, d) == (13_786_115, 15_086_529)
 
 
 def resnet128_counts(g_norm="batch_norm", projection=False, num_classes=1000):
@@ -88,7 +118,8 @@ def resnet128_counts(g_norm="batch_norm", projection=False, num_classes=1000):
 
 
 def test_resnet128_full_size_counts():
-    assert counts(config("resnet128"), (128, 128, 3), 1000) == resnet128_counts()
+    """sngan_projection gen_models/resnet.py:17-25 and dis_models/snresnet.py:13-22."""
+    assert counts(config("resnet128"), (128, 128, 3), 1000) == resnet128_counts() == (32_150_787, 38_419_137)
 
 
 def test_resnet128_conditional_full_size_counts():
@@ -140,8 +171,9 @@ def test_biggan128_full_size_counts_match_compare_gan():
     assert result == (70_433_988, 87_982_370)
 
 
-TINY = [("resnet_cifar", (32, 32, 3), 4), ("sndcgan", (32, 32, 3), 7), ("resnet128", (32, 32, 3), 6),
-        ("resnet128", (128, 128, 3), 6), ("biggan", (32, 32, 3), 4), ("biggan", (128, 128, 3), 6)]
+TINY = [("resnet_cifar", (32, 32, 3), 4), ("sngan_resnet_cifar", (32, 32, 3), 4), ("sndcgan", (32, 32, 3), 7),
+        ("resnet128", (32, 32, 3), 6), ("resnet5", (128, 128, 3), 6), ("biggan", (32, 32, 3), 4),
+        ("biggan", (128, 128, 3), 6)]
 
 
 @pytest.mark.parametrize("name,shape,blocks", TINY)
@@ -159,17 +191,23 @@ def test_tiny_forward_pass_and_block_outputs(name, shape, blocks):
     assert np.all(np.isfinite(logits.numpy())) and np.all(np.isfinite(features.numpy()))
     outputs = d.block_outputs(images)
     assert len(outputs) == blocks and all(o.shape[0] == 3 for o in outputs)
+    assert d.image_shape == shape
     if name == "resnet128":
         assert [b.name for b in d.blocks] == [f"block{i}" for i in range(6)]
         assert [o.shape[1] for o in outputs] == [shape[0] // 2 ** k for k in (1, 2, 3, 4, 5, 5)]
+    if name == "resnet5":  # six downsampling blocks (resnet5.py:125-138)
+        assert [o.shape[1] for o in outputs] == [shape[0] // 2 ** k for k in range(1, 7)]
 
 
-def test_resnet128_d_features_are_relu_sum_pooled_last_block():
-    g, d = architectures.build(config("resnet128", width=1 / 16, z_dim=16), (32, 32, 3), 10)
+@pytest.mark.parametrize("name,pool", [("resnet128", tf.reduce_sum), ("sngan_resnet_cifar", tf.reduce_sum),
+                                       ("resnet_cifar", tf.reduce_mean)])
+def test_d_features_pool_the_last_block_as_the_reference(name, pool):
+    """SNGAN sums over space (snresnet_32.py:29); compare_gan takes the mean (resnet_cifar.py:156)."""
+    g, d = architectures.build(config(name, width=1 / 16, z_dim=16), (32, 32, 3), 10)
     images = g(tf.random.stateless_normal([2, 16], seed=[1, 1]), None)
     _, features = d(images, None)
     last = d.block_outputs(images)[-1]
-    np.testing.assert_allclose(features, tf.reduce_sum(tf.nn.relu(last), [1, 2]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(features, pool(tf.nn.relu(last), [1, 2]), rtol=1e-5, atol=1e-5)
 
 
 def test_unknown_names_list_valid_ones():

@@ -52,11 +52,12 @@ REFERENCE = {
         lambda f: -np.ones_like(f) / len(f),
     ),
     "least_squares": (
-        lambda r, f: 0.5 * (np.mean((r - 1.0) ** 2) + np.mean(f ** 2)),
-        lambda f: 0.5 * np.mean((f - 1.0) ** 2),
-        lambda r, f: (r - 1.0) / len(r),
-        lambda r, f: f / len(f),
-        lambda f: (f - 1.0) / len(f),
+        # compare_gan loss_lib.py:105-125: on sigmoid outputs p = s(x); ds/dx = s (1 - s).
+        lambda r, f: 0.5 * (np.mean((_sigmoid(r) - 1.0) ** 2) + np.mean(_sigmoid(f) ** 2)),
+        lambda f: 0.5 * np.mean((_sigmoid(f) - 1.0) ** 2),
+        lambda r, f: (_sigmoid(r) - 1.0) * _sigmoid(r) * (1 - _sigmoid(r)) / len(r),
+        lambda r, f: _sigmoid(f) * _sigmoid(f) * (1 - _sigmoid(f)) / len(f),
+        lambda f: (_sigmoid(f) - 1.0) * _sigmoid(f) * (1 - _sigmoid(f)) / len(f),
     ),
 }
 

@@ -239,8 +239,8 @@ def test_rot_only_d_update_does_not_see_fake_images():
 
 
 def test_g_step_leaves_d_and_rotation_head_alone():
-    """(e) The head is a D variable: not in G's variable list, unchanged (weights and
-    spectral-norm state) by g_step, while G itself moves."""
+    """(e) The head is a D variable: not in G's variable list, its trainable weights unchanged
+    by g_step, while G itself moves."""
     rec = trained(params=g_weight(0.2))
     gan = rec["gan"]
     head = gan.tasks[0].head
@@ -249,8 +249,31 @@ def test_g_step_leaves_d_and_rotation_head_alone():
     assert head.trainable_weights and all(id(w) in d_ids for w in head.trainable_weights)
     assert not any(id(w) in g_ids for w in head.weights)
     assert any("sn_u" in w.path for w in head.weights)  # SN head when D is spectrally normed
-    assert_equal_lists(rec["d_all1"], rec["d_all2"])
+    assert_equal_lists(rec["d1"], rec["d2"])
     assert_lists_differ(rec["g1"], rec["g2"])
+
+
+def test_g_step_advances_spectral_norm_vectors():
+    """compare_gan advances u on every D forward pass (arch_ops.py:515-517), the G step's too."""
+    rec = trained(params=g_weight(0.2))
+    gan = rec["gan"]
+    sn = [i for i, w in enumerate(all_d_weights(gan)) if "sn_u" in w.path]
+    assert sn
+    assert_lists_differ([rec["d_all1"][i] for i in sn], [rec["d_all2"][i] for i in sn])
+
+
+def test_rot_only_zeroes_the_penalty():
+    """compare_gan's Rot-only multiplies D's loss by 0 after adding the penalty
+    (gans/ssgan.py:191-214): D's objective is the rotation loss alone."""
+    rec = trained(ROT_ONLY, params=("penalty.fn = @wgan_gp", "penalty.weight = 10.0"))
+    metrics = rec["d_metrics"]
+    assert metrics["penalty"] > 1e-3  # computed, and large enough to matter if it were weighted
+    np.testing.assert_allclose(metrics["d_loss"], metrics["rotation_loss_real"], rtol=1e-6)
+
+
+def test_adam_epsilon_is_tf1s():
+    gan = trained()["gan"]
+    assert gan.d_optimizer.optimizer.epsilon == gan.g_optimizer.optimizer.epsilon == 1e-8
 
 
 def test_g_gradient_is_adversarial_plus_g_weight_times_rotation_gradient():

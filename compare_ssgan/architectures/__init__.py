@@ -115,7 +115,6 @@ def build(config, image_shape, num_classes):
     labels = np.zeros((2,), "int32")
     images = generator(z, labels, training=False)
     discriminator(images, labels, training=False)
-    discriminator.image_shape = tuple(int(d) for d in image_shape)  # for tasks that size layers by it
     return generator, discriminator
 
 
@@ -131,7 +130,7 @@ def generator_norm(config, num_classes, **kwargs):
                              spectral_norm=config.g_spectral_norm, **kwargs)
 
 
-def projection(config, num_classes, dim):
+def projection(config, num_classes, dim, initializer="glorot_normal"):
     """D's projection term, or None when the config has no projection."""
     from compare_ssgan.architectures import ops
 
@@ -140,7 +139,7 @@ def projection(config, num_classes, dim):
     if not num_classes or num_classes < 2:
         raise UserError(f"architecture.projection = True needs a labelled dataset (this one has "
                         f"{num_classes} classes)")
-    return ops.Projection(num_classes, dim, config.d_spectral_norm, name="projection")
+    return ops.Projection(num_classes, dim, config.d_spectral_norm, initializer, name="projection")
 
 
 def parameter_count(model):
@@ -148,4 +147,5 @@ def parameter_count(model):
 
 
 # Each family registers itself on import.
-from compare_ssgan.architectures import biggan, resnet128, resnet_cifar, sndcgan  # noqa: E402,F401
+from compare_ssgan.architectures import (  # noqa: E402,F401
+    biggan, resnet5, resnet128, resnet_cifar, sndcgan, sngan_resnet_cifar)

@@ -35,8 +35,7 @@ import keras
 import tensorflow as tf
 
 from compare_ssgan import architectures
-from compare_ssgan.architectures import ops, register
-from compare_ssgan.architectures.resnet128 import Discriminator
+from compare_ssgan.architectures import base, blocks, ops, register, sngan_resnet_cifar
 from compare_ssgan.errors import UserError
 
 # resolution: (ch, G multipliers (linear output, then each block's output), D multipliers, D downsample)
@@ -52,26 +51,6 @@ def biggan_options(hierarchical_z=True, shared_dim=128, attention_resolution=64)
     """BigGAN's own switches: hierarchical z, the shared class-embedding size, and where the
     non-local block goes (output resolution of the block it follows; 0 = nowhere)."""
     return bool(hierarchical_z), int(shared_dim), int(attention_resolution)
-
-
-def _upsample(x):
-    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
-
-
-class GeneratorBlock(keras.layers.Layer):
-    def __init__(self, channels, make_norm, spectral_norm, **kwargs):
-        super().__init__(**kwargs)
-        self.norm1, self.norm2 = make_norm(), make_norm()
-        self.conv1 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
-        self.conv2 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
-        self.shortcut = ops.Conv2D(channels, 1, spectral_norm=spectral_norm)
-
-    def call(self, x, condition, labels, training=False):
-        h = tf.nn.relu(self.norm1(x, condition, labels, training=training))
-        h = self.conv1(_upsample(h), training=training)
-        h = tf.nn.relu(self.norm2(h, condition, labels, training=training))
-        h = self.conv2(h, training=training)
-        return h + self.shortcut(_upsample(x), training=training)
 
 
 class Generator(keras.Model):
@@ -99,7 +78,8 @@ class Generator(keras.Model):
         condition = "vector" if self.conditional else "labels"
         make_norm = lambda: architectures.generator_norm(config, num_classes, condition=condition)  # noqa: E731
         self.linear = ops.Dense(self.start[0] * self.start[1] * channels[0], spectral_norm=sn)
-        self.blocks = [GeneratorBlock(c, make_norm, sn, name=f"block{i}") for i, c in enumerate(channels[1:])]
+        self.blocks = [blocks.GeneratorBlock(c, make_norm, "nearest", 1, sn, name=f"block{i}")
+                       for i, c in enumerate(channels[1:])]
         resolutions = [self.start[0] * 2 ** (i + 1) for i in range(num_blocks)]
         self.attention_after = tuple(i for i, r in enumerate(resolutions) if r == attention_resolution)
         self.attention = [ops.NonLocalBlock(channels[i + 1], sn, name=f"attention{i}")
@@ -141,8 +121,10 @@ def build(config, image_shape, num_classes):
         if side == attention_resolution:
             d_attention.append(i)
     d_attention = d_attention[:1]  # one non-local block, after the first block at that resolution
-    projection = architectures.projection(config, num_classes, d_channels[-1])
-    discriminator = Discriminator(d_channels, downsample, config.d_spectral_norm, projection,
-                                  attention_after=d_attention, name="discriminator")
+    sn = config.d_spectral_norm
+    layers = sngan_resnet_cifar.discriminator_blocks(d_channels, downsample, sn, attention_after=d_attention)
+    discriminator = base.Discriminator(
+        image_shape, layers, d_channels[-1], base.logit_layer(sn), pooling="sum",
+        projection=architectures.projection(config, num_classes, d_channels[-1]), name="discriminator")
     generator = Generator(image_shape, config, num_classes, ch, g_multipliers, name="generator")
     return generator, discriminator

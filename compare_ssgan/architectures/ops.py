@@ -144,8 +144,13 @@ class GeneratorNorm(keras.layers.Layer):
     KINDS = ("batch_norm", "none", "conditional_batch_norm", "self_modulated_batch_norm")
     HIDDEN = 32
 
-    def __init__(self, kind="batch_norm", num_classes=None, spectral_norm=False, condition="labels", **kwargs):
+    def __init__(self, kind="batch_norm", num_classes=None, spectral_norm=False, condition="labels",
+                 modulation_initializer=None, **kwargs):
         super().__init__(**kwargs)
+        # None: the defaults described above; an initializer: every modulation kernel (cBN's
+        # class tables, sBN's linears) starts from it, as compare_gan's `linear` starts from
+        # N(0, 0.02) (arch_ops.py:371-445, 538-556; so its cBN's gamma starts near 0).
+        self.modulation_initializer = modulation_initializer
         if kind not in self.KINDS:
             raise ValueError(f"unknown generator norm {kind!r}; valid: {', '.join(self.KINDS)}")
         if condition not in ("labels", "vector"):
@@ -163,15 +168,20 @@ class GeneratorNorm(keras.layers.Layer):
     def build(self, input_shape):
         channels = int(input_shape[-1])
         sn = self.spectral_norm
+        init = self.modulation_initializer
         if self.kind == "conditional_batch_norm" and self.condition == "labels":
-            self.gamma = Embedding(self.num_classes, channels, initializer="ones", name="gamma")
-            self.beta = Embedding(self.num_classes, channels, initializer="zeros", name="beta")
+            self.gamma = Embedding(self.num_classes, channels, initializer=init or "ones", name="gamma")
+            self.beta = Embedding(self.num_classes, channels, initializer=init or "zeros", name="beta")
         elif self.kind == "conditional_batch_norm":
             self.gamma = Dense(channels, spectral_norm=sn, use_bias=False, name="gamma")
             self.beta = Dense(channels, spectral_norm=sn, use_bias=False, name="beta")
         elif self.kind == "self_modulated_batch_norm":
-            init = keras.initializers.RandomNormal(stddev=0.02) if sn else "zeros"
-            self.hidden = Dense(self.HIDDEN, spectral_norm=sn, name="hidden")
+            if init is None:
+                init = keras.initializers.RandomNormal(stddev=0.02) if sn else "zeros"
+                hidden_init = "glorot_uniform"
+            else:
+                hidden_init = init
+            self.hidden = Dense(self.HIDDEN, spectral_norm=sn, kernel_initializer=hidden_init, name="hidden")
             self.gamma = Dense(channels, spectral_norm=sn, kernel_initializer=init,
                                bias_initializer="ones", name="gamma")
             self.beta = Dense(channels, spectral_norm=sn, kernel_initializer=init, name="beta")
@@ -199,7 +209,9 @@ class GeneratorNorm(keras.layers.Layer):
         if modulation is None:
             return out
         gamma, beta = modulation
-        return out * gamma[:, None, None, :] + beta[:, None, None, :]
+        if len(x.shape) == 4:  # [N, C] -> [N, 1, 1, C]; rank-2 inputs (SNDCGAN's linear) as is
+            gamma, beta = gamma[:, None, None, :], beta[:, None, None, :]
+        return out * gamma + beta
 
 
 class Projection(keras.layers.Layer):
@@ -207,11 +219,12 @@ class Projection(keras.layers.Layer):
     sum(embed(y) * features, axis=-1), the embedding spectrally normalised when D is.
     Added to D's unconditional logit; with labels None it is 0 (features do not depend on y)."""
 
-    def __init__(self, num_classes, dim, spectral_norm, **kwargs):
+    def __init__(self, num_classes, dim, spectral_norm, initializer="glorot_normal", **kwargs):
         super().__init__(**kwargs)
         if not num_classes or num_classes < 2:
             raise ValueError(f"projection needs a dataset with >= 2 classes (got {num_classes})")
-        self.embedding = Embedding(num_classes, dim, spectral_norm=spectral_norm, name="embedding")
+        self.embedding = Embedding(num_classes, dim, spectral_norm=spectral_norm, initializer=initializer,
+                                   name="embedding")
 
     def call(self, features, labels, training=False):
         if labels is None:
@@ -247,13 +260,3 @@ class NonLocalBlock(keras.layers.Layer):
         attention = tf.nn.softmax(tf.matmul(theta, phi, transpose_b=True), axis=-1)
         o = tf.reshape(tf.matmul(attention, g), [n, h, w, -1])
         return x + self.sigma * self.out(o, training=training)
-
-
-def sum_pooled_logits(h, linear, projection, labels, training):
-    """The ResNet discriminators' head: ReLU, global sum pooling (the features self-supervision
-    reads), a linear logit, plus the projection term <embed(y), features> when conditional."""
-    features = tf.reduce_sum(tf.nn.relu(h), axis=[1, 2])
-    logits = tf.squeeze(linear(features, training=training), -1)
-    if projection is not None:
-        logits += projection(features, labels, training=training)
-    return logits, features

@@ -1,127 +1,50 @@
-"""compare_gan's `resnet_cifar` (Miyato et al. 2018, Table 4 of SNGAN's appendix).
+"""`resnet_cifar`: google/compare_gan's ResNet for 32x32 images, the network behind SS-GAN's
+CIFAR-10 numbers (Chen et al., CVPR 2019 ran compare_gan). Reference:
+compare_gan/architectures/resnet_cifar.py and resnet_ops.py at commit 19922d3.
 
-G: z -> linear 4x4x256 -> three up-blocks of 256 -> norm, ReLU, 3x3 conv -> tanh.
-D: four blocks of 128 (the first two downsample) -> ReLU -> global sum pooling -> linear 1
-   (+ the projection term <embed(y), features> when architecture.projection).
-G's norms follow architecture.g_norm (batch norm, conditional BN, self-modulated BN, none).
+G (resnet_cifar.py:59-112): z -> linear 4x4x256 (+bias) -> three up-blocks 256 -> 256
+   (norm-ReLU-unpool-conv3-norm-ReLU-conv3, shortcut unpool + conv3) -> final norm, ReLU,
+   conv3 -> sigmoid. Here the output is 2 sigmoid(h) - 1 = tanh(h / 2), this project's
+   [-1, 1] range (tests/test_architectures.py checks the affine map).
+D (resnet_cifar.py:123-167): four blocks of 128 (ReLU-conv3-ReLU-conv3-(avg pool), shortcut
+   conv3-(avg pool)); the first two downsample; the first block's ReLU acts on the [0, 1]
+   image (no "optimized" block); then ReLU, *mean* over space (the features), linear -> 1,
+   plus the projection term <embed(y), features> (embedding_fc, no bias) when conditional.
+   D reads [0, 1] images, so it first maps this project's [-1, 1] input by (x + 1) / 2.
+Every kernel starts N(0, 0.02), every bias 0 (arch_ops.py:47-63, 538-573). Full width:
+G 5,849,603 and D 1,483,137 trainable parameters (pinned in tests).
+G's norms follow architecture.g_norm; compare_gan's cBN and sBN linears start N(0, 0.02) too.
 """
-import keras
-import tensorflow as tf
-
 from compare_ssgan import architectures
-from compare_ssgan.architectures import ops, register
+from compare_ssgan.architectures import base, blocks, register
 
 
-def _upsample(x):
-    return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+def generator(config, image_shape, num_classes, multipliers, base_channels, end_spectral_norm=None):
+    """compare_gan's ResNet G (shared with resnet5)."""
+    init = blocks.COMPARE_GAN_INIT
+    make_norm = lambda: architectures.generator_norm(config, num_classes, modulation_initializer=init)  # noqa: E731
+    channels = [config.channels(base_channels * m) for m in multipliers]
+    return blocks.ResNetGenerator(image_shape, make_norm, channels, upsample="unpool", shortcut_kernel=3,
+                                  kernel_initializer=init, shortcut_initializer=init, end_initializer=init,
+                                  output="sigmoid", spectral_norm=config.g_spectral_norm,
+                                  end_spectral_norm=end_spectral_norm, name="generator")
 
 
-def _downsample(x):
-    return tf.nn.avg_pool2d(x, 2, 2, "VALID")
-
-
-class GeneratorBlock(keras.layers.Layer):
-    """norm-ReLU-up-conv3-norm-ReLU-conv3, plus an up-conv1 shortcut."""
-
-    def __init__(self, channels, make_norm, **kwargs):
-        super().__init__(**kwargs)
-        self.norm1 = make_norm()
-        self.conv1 = ops.Conv2D(channels, 3)
-        self.norm2 = make_norm()
-        self.conv2 = ops.Conv2D(channels, 3)
-        self.shortcut = ops.Conv2D(channels, 1)
-
-    def call(self, x, z, labels, training=False):
-        h = tf.nn.relu(self.norm1(x, z, labels, training=training))
-        h = self.conv1(_upsample(h))
-        h = tf.nn.relu(self.norm2(h, z, labels, training=training))
-        h = self.conv2(h)
-        return h + self.shortcut(_upsample(x))
-
-
-class DiscriminatorBlock(keras.layers.Layer):
-    """(ReLU)-conv3-ReLU-conv3-(pool), plus a conv1 shortcut when the shape changes.
-
-    The first block has no leading ReLU and pools before its shortcut conv (SNGAN's
-    "optimized block").
-    """
-
-    def __init__(self, channels, downsample, first, spectral_norm, learnable_shortcut=True, **kwargs):
-        super().__init__(**kwargs)
-        self.downsample, self.first, self.channels = downsample, first, channels
-        self.conv1 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
-        self.conv2 = ops.Conv2D(channels, 3, spectral_norm=spectral_norm)
-        self.shortcut_conv = (ops.Conv2D(channels, 1, spectral_norm=spectral_norm)
-                              if learnable_shortcut else None)
-
-    def call(self, x, training=False):
-        if self.shortcut_conv is None:  # identity shortcut: same shape in and out
-            h = self.conv1(tf.nn.relu(x), training=training)
-            h = self.conv2(tf.nn.relu(h), training=training)
-            return (_downsample(h) + _downsample(x)) if self.downsample else h + x
-        h = x if self.first else tf.nn.relu(x)
-        h = self.conv1(h, training=training)
-        h = self.conv2(tf.nn.relu(h), training=training)
-        if self.downsample:
-            h = _downsample(h)
-        if self.first:
-            shortcut = self.shortcut_conv(_downsample(x), training=training)
-        else:
-            shortcut = self.shortcut_conv(x, training=training)
-            if self.downsample:
-                shortcut = _downsample(shortcut)
-        return h + shortcut
-
-
-class Generator(keras.Model):
-    """z -> linear to (side / 2^blocks)^2 x channels[0] -> an up-block per further entry of
-    `channels` -> norm, ReLU, 3x3 conv -> tanh (resnet128 reuses it with five blocks)."""
-
-    def __init__(self, image_shape, make_norm, channels, **kwargs):
-        super().__init__(**kwargs)
-        height, width, colors = image_shape
-        scale = 2 ** (len(channels) - 1)
-        self.start = (height // scale, width // scale, channels[0])
-        self.linear = ops.Dense(self.start[0] * self.start[1] * channels[0])
-        self.blocks = [GeneratorBlock(c, make_norm, name=f"block{i}") for i, c in enumerate(channels[1:])]
-        self.final_norm = make_norm()
-        self.to_rgb = ops.Conv2D(colors, 3)
-
-    def call(self, z, labels=None, training=False):
-        h = tf.reshape(self.linear(z), (-1,) + self.start)
-        for block in self.blocks:
-            h = block(h, z, labels, training=training)
-        h = tf.nn.relu(self.final_norm(h, z, labels, training=training))
-        return tf.tanh(self.to_rgb(h))
-
-
-class Discriminator(keras.Model):
-    def __init__(self, spectral_norm, channels=128, projection=None, **kwargs):
-        super().__init__(**kwargs)
-        self.blocks = [
-            DiscriminatorBlock(channels, downsample=i < 2, first=i == 0,
-                               spectral_norm=spectral_norm, name=f"block{i}")
-            for i in range(4)
-        ]
-        self.linear = ops.Dense(1, spectral_norm=spectral_norm)
-        self.projection = projection
-        self.feature_dim = channels
-
-    def block_outputs(self, x, training=False):
-        outputs, h = [], x
-        for block in self.blocks:
-            h = block(h, training=training)
-            outputs.append(h)
-        return outputs
-
-    def call(self, x, labels=None, training=False):
-        h = self.block_outputs(x, training=training)[-1]
-        return ops.sum_pooled_logits(h, self.linear, self.projection, labels, training)
+def discriminator(config, image_shape, num_classes, channels, downsample):
+    """compare_gan's ResNet D (shared with resnet5): ReLU-first blocks with 3x3 conv
+    shortcuts, mean pooling, [0, 1] input."""
+    init, sn = blocks.COMPARE_GAN_INIT, config.d_spectral_norm
+    layers = [blocks.DiscriminatorBlock(c, down, sn, shortcut=3, kernel_initializer=init,
+                                        shortcut_initializer=init, name=f"block{i}")
+              for i, (c, down) in enumerate(zip(channels, downsample))]
+    return base.Discriminator(
+        image_shape, layers, channels[-1], base.logit_layer(sn, kernel_initializer=init), pooling="mean",
+        projection=architectures.projection(config, num_classes, channels[-1], initializer=init),
+        input_transform=base.zero_one_input, name="discriminator")
 
 
 @register("resnet_cifar")
 def build(config, image_shape, num_classes):
-    make_norm = lambda: architectures.generator_norm(config, num_classes)  # noqa: E731
-    projection = architectures.projection(config, num_classes, config.channels(128))
-    return (Generator(image_shape, make_norm, [config.channels(256)] * 4, name="generator"),
-            Discriminator(config.d_spectral_norm, config.channels(128), projection, name="discriminator"))
+    d_channels = [config.channels(128)] * 4
+    return (generator(config, image_shape, num_classes, (1, 1, 1, 1), 256),
+            discriminator(config, image_shape, num_classes, d_channels, (True, True, False, False)))

@@ -86,7 +86,7 @@ class ConsistencyTask:
 
     def consistency(self, discriminator, real, real_logits, labels, seed):
         """mean((D(x) - D(T(x)))^2), unweighted."""
-        augmented_logits, _ = discriminator(self.transform(real, seed), labels, training=False)
+        augmented_logits, _ = discriminator(self.transform(real, seed), labels, training=True)
         return tf.reduce_mean(tf.square(real_logits - augmented_logits))
 
     def d_loss(self, ctx):

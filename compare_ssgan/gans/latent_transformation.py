@@ -170,7 +170,7 @@ class LatentTransformationTask:
         if ctx.loss_fn is None or ctx.real_logits is None or ctx.fake_logits is None:
             raise UserError("LatentTransformationTask needs StepContext.loss_fn, real_logits and fake_logits")
         perturbed, labels = self._perturbed(ctx, stop_gradient=True)
-        eps_logits, _ = ctx.discriminator(perturbed, labels, training=False)
+        eps_logits, _ = ctx.discriminator(perturbed, labels, training=True)
         real = tf.stop_gradient(ctx.real_logits)
         fake = tf.stop_gradient(ctx.fake_logits[: 2 * self.pairs])
         gap = ctx.loss_fn(real, eps_logits)[0] - ctx.loss_fn(real, fake)[0]

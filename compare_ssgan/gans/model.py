@@ -56,14 +56,20 @@ class StepContext:
     fake_labels: Any = None
 
 
-class _WithLabels:
-    """D with labels bound, for code that calls discriminator(images, training=...) (penalties)."""
+class _DiscriminatorView:
+    """D as a penalty sees it: labels bound (for code that calls discriminator(images,
+    training=...)), and `trainable_weights` including the task heads D trains (compare_gan's
+    l2 penalty covers every kernel in D's scope, the rotation head's too)."""
 
-    def __init__(self, discriminator, labels):
-        self.discriminator, self.labels = discriminator, labels
+    def __init__(self, discriminator, labels, extra_layers):
+        self.discriminator, self.labels, self.extra_layers = discriminator, labels, list(extra_layers)
 
     def __call__(self, images, labels=None, training=False):
         return self.discriminator(images, self.labels if labels is None else labels, training=training)
+
+    @property
+    def trainable_weights(self):
+        return self.discriminator.trainable_weights + [w for l in self.extra_layers for w in l.trainable_weights]
 
     def __getattr__(self, name):
         return getattr(self.discriminator, name)
@@ -94,8 +100,9 @@ class GANModel:
         self.generator, self.discriminator = architectures.build(arch_config, image_shape, num_classes)
         for task in self.tasks:
             task.build(self.discriminator, arch_config.d_spectral_norm, global_batch, num_replicas)
-        self.g_optimizer = keras.optimizers.Adam(g_lr, beta_1=beta1, beta_2=beta2, name="g_adam")
-        self.d_optimizer = keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, name="d_adam")
+        # epsilon 1e-8: TF1's AdamOptimizer default, which compare_gan used (Keras 3's is 1e-7).
+        self.g_optimizer = keras.optimizers.Adam(g_lr, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name="g_adam")
+        self.d_optimizer = keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name="d_adam")
         self.g_optimizer.build(self.g_variables)
         self.d_optimizer.build(self.d_variables)
         self.ema_decay = ema_decay
@@ -164,7 +171,8 @@ class GANModel:
         real_labels = tf.cast(labels, tf.int32) if self.conditional else None
         d_labels = tf.concat([real_labels, fake_labels], 0) if self.conditional else None
         fake = tf.stop_gradient(self.generator(z, fake_labels, training=True))
-        discriminator = _WithLabels(self.discriminator, real_labels) if self.conditional else self.discriminator
+        discriminator = _DiscriminatorView(self.discriminator, real_labels if self.conditional else None,
+                                           [layer for task in self.tasks for layer in task.d_layers])
         with tf.GradientTape() as tape:
             logits, features = self.discriminator(tf.concat([real, fake], 0), d_labels, training=True)
             d_real, d_fake = tf.split(logits, 2)
@@ -176,8 +184,10 @@ class GANModel:
                               real_features, fake_features, z, labels, seed,
                               real_logits=d_real, fake_logits=d_fake, loss_fn=self.loss_fn,
                               fake_labels=fake_labels)
+            # The weight scales the penalty too: compare_gan's Rot-only zeroes D's whole
+            # adversarial objective, penalty included (gans/ssgan.py:191-214).
             total = self._with_task_losses(
-                self.adversarial_weight * adversarial + self.penalty_weight * penalty,
+                self.adversarial_weight * (adversarial + self.penalty_weight * penalty),
                 [task.d_loss for task in self.tasks], ctx, metrics)
             scaled = total / self.num_replicas  # inside the tape, or it has no gradient
         self._apply(tape, scaled, self.d_variables, self.d_optimizer)
@@ -191,7 +201,9 @@ class GANModel:
         fake_labels = self.sample_fake_labels(seed)
         with tf.GradientTape() as tape:
             fake = self.generator(z, fake_labels, training=True)
-            d_fake, fake_features = self.discriminator(fake, fake_labels, training=False)
+            # training=True: spectral norm advances u on every D call made while training, as
+            # compare_gan's (its u update is part of every D forward, arch_ops.py:515-517).
+            d_fake, fake_features = self.discriminator(fake, fake_labels, training=True)
             _, adversarial = self.loss_fn(d_fake, d_fake)
             metrics = {"g_adversarial_loss": adversarial}
             ctx = StepContext(self.generator, self.discriminator, None, fake,

@@ -60,7 +60,7 @@ class RotationTask:
         """
         subset = images[: self.per_replica]
         rotated, labels = rotate_all(subset)
-        _, rotated_features = discriminator(rotated[self.per_replica:], training=False)
+        _, rotated_features = discriminator(rotated[self.per_replica:], training=True)
         all_features = tf.concat([features[: self.per_replica], rotated_features], axis=0)
         logits = self.head(all_features, training=update_head)
         ce = tf.reduce_mean(
