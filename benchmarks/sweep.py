@@ -154,6 +154,7 @@ def gather_results(out, specs):
             record["sweep"] = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
                                "seed": spec.seed, "gin_files": list(spec.gin_files),
                                "bindings": [list(b) for b in spec.bindings], "labels": dict(spec.labels),
+                               "axes": [name for name, _ in spec.labels],
                                "state": status.get("state")}
             results.validate(record, f"{scores} (gathered)")
             lines.append(json.dumps(record, sort_keys=True))

@@ -51,6 +51,7 @@ _SWEEP = {
         "bindings": {"type": "array", "items": {"type": "array", "minItems": 2, "maxItems": 2,
                                                 "items": {"type": "string"}}},
         "labels": {"type": "object"}, "state": {"type": ["string", "null"]},
+        "axes": {"type": "array", "items": {"type": "string"}},  # the labels' names in grid order
     },
 }
 _COMMON = {
@@ -139,7 +140,8 @@ def validate(record, where="record"):
     kind = record.get("kind")
     if kind not in SCHEMAS:
         raise RecordError(f"{where}: unknown record kind {kind!r}; known: {', '.join(SCHEMAS)}")
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMAS[kind]).iter_errors(record))
+    validator = jsonschema.Draft202012Validator(SCHEMAS[kind])
+    error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         field = ".".join(map(str, error.absolute_path)) or "the record"
         raise RecordError(f"{where}: not a valid {kind} record (schema_version {SCHEMA_VERSION}): "
@@ -210,7 +212,9 @@ def axes(record):
     records with different axes are different configurations; the code version is not an axis
     (the runs table lists it)."""
     sweep = record.get("sweep") or {}
-    result = {("label", name): _hashable(value) for name, value in (sweep.get("labels") or {}).items()}
+    labels = sweep.get("labels") or {}
+    order = [name for name in sweep.get("axes", ()) if name in labels]
+    result = {("label", name): _hashable(labels[name]) for name in order + sorted(set(labels) - set(order))}
     for name in RUN_FIELDS:
         if name in record:
             result.update({("run", key): value for key, value in _flatten(name, record[name])})
