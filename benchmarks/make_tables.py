@@ -355,7 +355,7 @@ def robustness_table(records, fmt, metric="fid"):
                 if metric == "fid" and x.mean is not None and x.mean > COLLAPSE_FID:
                     text += "†"
                 if cell is not None and cell.counts_text():
-                    text += f" ({cell.counts_text()})" if x.mean is not None else f" {cell.counts_text()}"
+                    text += f" ({cell.counts_text()})"
                 row += [_mark(text, fmt, len(means) > 1 and x.mean == best_mean),
                         "—" if x.best is None else f"{x.best:.{digits}f}", str(x.n)]
             for m in models[1:]:
