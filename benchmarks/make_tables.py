@@ -446,7 +446,8 @@ def render(header, rows, notes, fmt):
         return buffer.getvalue()
     if fmt == "latex":
         def esc(text):
-            text = str(text).replace("_", "\\_").replace("±", "$\\pm$").replace("†", "$^\\dagger$")
+            text = str(text).replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$").replace(
+                "†", "$^\\dagger$")
             return text.replace("λ", "$\\lambda$").replace("β", "$\\beta$").replace("Δ", "$\\Delta$").replace(
                 "−", "$-$")
         lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\toprule",
