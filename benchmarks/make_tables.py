@@ -142,6 +142,12 @@ def _value_text(value):
     return str(value)
 
 
+def _order(values):
+    """Sorts rows by their axis values: numbers numerically, before text; None last."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else
+                 (2, 0, "") if v is None else (1, 0, str(v)) for v in values)
+
+
 def _model_order(model):
     return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
 
@@ -281,7 +287,7 @@ def by_axes_table(records, fmt, metric="fid"):
         "Model", "n", "mean ± std", "best", "collapsed / no value", "Δ vs first model [95% CI]", "Welch p",
         "Mann–Whitney p"]
     rows = []
-    for key in sorted(groups, key=lambda k: tuple(map(str, k))):
+    for key in sorted(groups, key=_order):
         models = sorted(groups[key], key=_model_order)
         base = groups[key][models[0]]
         for model in models:
@@ -340,7 +346,7 @@ def robustness_table(records, fmt, metric="fid"):
         header += [f"{test}{f' ({MODEL_NAMES.get(m, m)})' if len(models) > 2 else ''}"
                    for m in models[1:] for test in ("Welch p", "Mann–Whitney p")]
     rows = []
-    for other, s in sorted({(k, s) for _, k, s in groups}, key=lambda ks: (tuple(map(str, ks[0])),
+    for other, s in sorted({(k, s) for _, k, s in groups}, key=lambda ks: (_order(ks[0]),
                                                                              _setting_order(ks[1]))):
         row = [_value_text(v) for v in other] + [s[0], _value_text(s[1]), f"{s[2]:g}", f"{s[3]:g}", str(s[4])]
         for d in datasets:
@@ -380,7 +386,7 @@ def sample_quality_table(records, fmt, metric="fid"):
                                   exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False)
     groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)]))
     datasets = sorted({d for d, _ in groups})
-    others = sorted({k for _, k in groups}, key=lambda k: tuple(map(str, k)))
+    others = sorted({k for _, k in groups}, key=_order)
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
     digits = _digits(metric)
     header = [_axis_title(a) for a in extra] + ["Model"] + datasets
@@ -409,7 +415,7 @@ def runs_table(records, fmt, metric="fid"):
 
     everything = list(outcomes(records).values())
     axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,))
-    runs = sorted(everything, key=lambda item: (tuple(map(str, key_of[id(item[1])])),
+    runs = sorted(everything, key=lambda item: (_order(key_of[id(item[1])]),
                                                 _model_order(item[1]["model"]), item[1].get("seed", 0)))
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + ["Model", "Seed", "Step", _metric_label(records, metric),
@@ -478,7 +484,7 @@ def plot_curves(records, plot_dir, metric="fid"):
     paths = []
     label = _metric_label(scored, metric) if scored else metric
     for dataset, by_group in curves.items():
-        keys = sorted(by_group, key=lambda k: tuple(map(str, k)))
+        keys = sorted(by_group, key=_order)
         cols = min(3, len(keys))
         nrows = math.ceil(len(keys) / cols)
         fig, panels = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
