@@ -19,7 +19,8 @@ setuptools.setup(
         "gin-config==0.5.0",
         "absl-py>=2.1,<3",
         "numpy>=1.26,<3",
-        "scipy>=1.13,<2",
+        "scipy>=1.15,<2",  # stats.bootstrap(rng=...) (benchmarks/seed_stats.py)
+        "jsonschema>=4.18,<5",  # the result record schema (compare_ssgan/results.py)
         "pillow>=10",
         "matplotlib>=3.8,<4",
     ],

@@ -8,7 +8,8 @@ operative_config.gin and the last sample grid. Checkpoints, logs and summaries s
 <to>/runs mirrors the sweep: runs still queued or running (or retried since an earlier export)
 are removed from it, so a sweep seeded from the export (`cp -r <to>/runs <sweep_dir>/`) runs
 them again. results.jsonl is filtered to the kept runs. Other files in <to> (README, tables,
-plots) are left alone.
+plots) are left alone. Records are read through compare_ssgan.results, so the exported
+results.jsonl is in the current schema version (older records are migrated).
 """
 import glob
 import json
@@ -20,6 +21,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep  # noqa: E402
+from compare_ssgan import results  # noqa: E402
 
 SCORES_FILE = "scores.jsonl"
 KEPT_FILES = (sweep.STATUS_FILE, SCORES_FILE, "operative_config.gin")
@@ -28,11 +30,6 @@ KEPT_STATES = ("done", "failed")
 
 class StaleResults(Exception):
     pass
-
-
-def _read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def _finished_runs(sweep_dir):
@@ -53,7 +50,7 @@ def _check_gathered(runs, records):
     the two. Exporting then would ship a finished run whose results look unfinished."""
     for run_id, (run, state) in runs.items():
         mine = [r for r in records if r["sweep"]["run_id"] == run_id]
-        scored = {r["step"] for r in _read_jsonl(os.path.join(run, SCORES_FILE))} \
+        scored = {r["step"] for r in results.read(os.path.join(run, SCORES_FILE))} \
             if os.path.exists(os.path.join(run, SCORES_FILE)) else set()
         if {r["step"] for r in mine} != scored or any(r["sweep"].get("state") != state for r in mine):
             raise StaleResults(f"{sweep.RESULTS_FILE} is behind run {run_id} ({state}): its scores are not "
@@ -64,7 +61,7 @@ def _check_gathered(runs, records):
 def export(sweep_dir, to):
     """Returns the ids of the runs exported."""
     runs = _finished_runs(sweep_dir)
-    records = [r for r in _read_jsonl(os.path.join(sweep_dir, sweep.RESULTS_FILE))
+    records = [r for r in results.read(os.path.join(sweep_dir, sweep.RESULTS_FILE))
                if r["sweep"]["run_id"] in runs]
     _check_gathered(runs, records)
     for old in glob.glob(os.path.join(to, "runs", "*")):
@@ -93,7 +90,7 @@ def main(argv):
         sys.exit(2)
     try:
         kept = export(sweep_dir, to)
-    except StaleResults as e:
+    except (StaleResults, results.RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"exported {len(kept)} finished run(s) to {to}")

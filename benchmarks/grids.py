@@ -11,9 +11,11 @@ import itertools
 import json
 import os
 
+from compare_ssgan import results
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = ("paper", "mini", "smoke")
-_NOT_IN_ID = ("dataset.image_folder", "dataset.data_dir")
+_NOT_IN_ID = results.DATA_LOCATION_BINDINGS
 
 # SS-GAN Table 2: penalty x (beta1, beta2, disc_iters), Uncond-GAN vs SS-GAN.
 PENALTIES = {

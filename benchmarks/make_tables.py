@@ -1,82 +1,90 @@
-"""Tables and plots from a sweep's results.jsonl (written by sweep.py).
+"""Tables and plots from a sweep's results.jsonl (written by sweep.py), with statistics over seeds.
 
+python benchmarks/make_tables.py --results=sweeps/mine                      # any sweep, by its axes
 python benchmarks/make_tables.py --results=sweeps/rob --table=robustness --format=markdown
 python benchmarks/make_tables.py --results=sweeps/sq --table=sample_quality --format=latex
+python benchmarks/make_tables.py --results=sweeps/rob --table=runs --metric=kid
 
-robustness: SS-GAN Table 2's layout. Rows: penalty, lambda, beta1, beta2, D iters; per
-dataset a column per model with mean ± std of the final-step FID over seeds; the better
-(lower) model of a row is marked; FID > 100 is flagged as collapsed.
-sample_quality: SS-GAN Table 1's layout: the best final-step FID over seeds per model.
-runs: one row per run (setting, model, seed, final step, FID ± std over sample sets, KID,
-state, the code version that scored it), the per-seed values behind the other two tables.
-Under each table: the feature network that produced the FID (papers use Inception; any other
-network's FID is not comparable to theirs) and the sample count. --plot_dir also draws
-FID-versus-step curves per setting (one PNG per dataset).
+Records are read through compare_ssgan.results (validated; older versions migrated). A run
+counts at its last scored step once training finished. Runs are grouped by every axis that
+varies across the selected records except the seed (results.axes: the grid's labels, the run's
+configuration, the sweep's gin bindings, the evaluation protocol): runs that differ in any of
+them are never averaged, and each table names the axes it grouped by.
+
+(no --table): one row per group and model: n seeds, mean ± std, best, collapsed and
+diverged/failed counts, and against the row's first model the difference of means with a
+bootstrap confidence interval, Welch's t-test and Mann-Whitney U (benchmarks/seed_stats.py).
+robustness: SS-GAN Table 2's layout (rows: penalty, λ, β1, β2, D iters; per dataset a column
+per model) with the same statistics. sample_quality: SS-GAN Table 1's layout, best of n.
+runs: one row per run, the per-seed values behind the others.
+Under each table: the feature network and sample count (an FID from a network other than
+Inception is not comparable to the papers'). --plot_dir also draws metric-versus-step curves.
 """
 import collections
-import json
 import math
 import os
 import sys
 
 from absl import app, flags
 
-flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
-flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality", "runs"], "Which table.")
-flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
-flags.DEFINE_string("output", None, "Write the table here instead of stdout.")
-flags.DEFINE_string("plot_dir", None, "Also draw FID-vs-step curves here (PNG).")
-flags.DEFINE_string("feature_network", None, "Only scores from this feature network.")
-flags.DEFINE_integer("num_samples", None, "Only scores from this many generated samples.")
-FLAGS = flags.FLAGS
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import seed_stats  # noqa: E402
+from compare_ssgan import results  # noqa: E402
 
 COLLAPSE_FID = 100.0
 MODEL_NAMES = {"uncond": "Uncond-GAN", "cond": "Cond-GAN", "ssgan": "SS-GAN", "ssgan_sbn": "SS-GAN (sBN)",
                "rot_only": "Rot-only", "ltgan": "LT-GAN", "crgan": "CR-GAN", "cr_ltgan": "CR+LT"}
 MODEL_ORDER = list(MODEL_NAMES)
+MODEL_AXIS = ("run", "model")
+_MISSING = "not recorded"
 
 
 def load(path):
+    """The records of a sweep directory's results.jsonl (or of that file)."""
     if os.path.isdir(path):
         path = os.path.join(path, "results.jsonl")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist: run benchmarks/sweep.py first")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return results.read(path)
+
+
+def _protocol(record):
+    return tuple(v for k, v in results.axes(record).items() if k[0] == "protocol")
 
 
 def run_key(record):
-    return record.get("sweep", {}).get("run_id") or record["model_dir"]
+    return record.get("sweep", {}).get("run_id") or record.get("model_dir") or (
+        record["dataset"], record["model"], record["seed"])
 
 
-def select(records, feature_network=None, num_samples=None):
-    """The records of one evaluation protocol: a table never mixes feature networks or sample
-    counts (FID depends on both)."""
+def filter_protocol(records, feature_network=None, num_samples=None):
     if feature_network:
         records = [r for r in records if (r.get("feature_network") or {}).get("name") == feature_network]
     if num_samples:
         records = [r for r in records if r.get("num_samples") == num_samples]
+    return records
+
+
+def select(records, feature_network=None, num_samples=None):
+    """The records of one evaluation protocol, for the papers' layouts (FID depends on both)."""
+    records = filter_protocol(records, feature_network, num_samples)
     protocols = sorted({((r.get("feature_network") or {}).get("name"), r.get("num_samples")) for r in records},
                        key=str)
     if len(protocols) > 1:
         raise ValueError(f"the results mix evaluation protocols (feature network, samples) {protocols}; "
-                         f"choose one with --feature_network and --num_samples")
+                         f"choose one with --feature_network and --num_samples (or leave out --table "
+                         f"for a table with a row per protocol)")
     return records
 
 
-def _is_divergence(record):
-    """A record of training stopping on a NaN loss (evaluator.record_divergence): no checkpoint."""
-    return "checkpoint" in record and not record["checkpoint"]
-
-
 def outcomes(records):
-    """Per run: (state, record). 'final': its last training step is scored (record = that score);
-    'failed': the sweep gave up on it, or its training stopped on a NaN loss (a record with no
-    checkpoint, see evaluator.record_divergence); 'unfinished': still to run or resume."""
-    rank = lambda r: (r["step"], not _is_divergence(r))  # noqa: E731  (a score beats a divergence)
+    """Per run and protocol: (state, record). 'final': its last training step is scored (record =
+    that score); 'failed': the sweep gave up on it, or training stopped on a non-finite loss (an
+    origin 'training' record); 'unfinished': still to run or resume."""
+    rank = lambda r: (r["step"], not results.is_training_divergence(r))  # noqa: E731 (a score wins)
     last = {}
     for record in records:
-        key = run_key(record)
+        key = (run_key(record), _protocol(record))
         if key not in last or rank(record) > rank(last[key]):
             last[key] = record
     result = {}
@@ -84,7 +92,7 @@ def outcomes(records):
         if record["step"] >= record.get("training_steps", record["step"]):
             result[key] = ("final", record)
         else:
-            failed = record.get("sweep", {}).get("state") == "failed" or _is_divergence(record)
+            failed = record.get("sweep", {}).get("state") == "failed" or results.is_training_divergence(record)
             result[key] = ("failed" if failed else "unfinished", record)
     return result
 
@@ -92,6 +100,208 @@ def outcomes(records):
 def final_records(records):
     """The score at the last training step of every finished run."""
     return [r for state, r in outcomes(records).values() if state == "final"]
+
+
+# -- grouping -------------------------------------------------------------------------------------
+
+def grouping_axes(records, start=lambda r: (), exclude=(), all_labels=True):
+    """The axes (results.axes keys, in priority order) that tell apart the records beyond the
+    groups `start` already makes: the grid's own axes (labels) whenever they vary (with
+    `all_labels`; a paper's layout shows its own); any other axis if it splits a group of the
+    axes kept before it. Every other varying axis is then
+    constant within each group, so grouping by the kept axes is grouping by all of them. An axis
+    some records do not record (older code) counts as equal to the others' value when they all
+    agree, else as its own value."""
+    per_record = [results.axes(r) for r in records]
+    names = list(dict.fromkeys(k for axes in per_record for k in axes if k not in exclude))
+    values = {}
+    for name in names:
+        recorded = {axes[name] for axes in per_record if name in axes}
+        fill = next(iter(recorded)) if len(recorded) == 1 else _MISSING
+        values[name] = [axes.get(name, fill) for axes in per_record]
+    groups, kept = [start(r) for r in records], []
+    for name in names:
+        first_value = {}
+        varies = all_labels and name[0] == "label" and len(set(values[name])) > 1
+        if varies or any(first_value.setdefault(g, v) != v for g, v in zip(groups, values[name])):
+            kept.append(name)
+            groups = [g + (v,) for g, v in zip(groups, values[name])]
+    return kept, {id(r): tuple(values[name][i] for name in kept) for i, r in enumerate(records)}
+
+
+def _axis_title(name):
+    return {"penalty": "Penalty", "lambda": "λ", "beta1": "β1", "beta2": "β2", "disc_iters": "D iters",
+            "dataset": "Dataset", "model": "Model"}.get(name[1], name[1])
+
+
+def _value_text(value):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _order(values):
+    """Sorts rows by their axis values: numbers numerically, before text; None last."""
+    return tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else
+                 (2, 0, "") if v is None else (1, 0, str(v)) for v in values)
+
+
+def _model_order(model):
+    return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model)
+
+
+def _lower_is_better(metric):
+    return results.METRICS[metric]
+
+
+def _metric_label(records, metric):
+    labels = sorted({(r.get("metric_labels") or {}).get(metric, metric) for r in records})
+    return ", ".join(labels) or metric
+
+
+class Cell:
+    """One model's finished runs in one group: the values, and the runs without one."""
+
+    def __init__(self, metric):
+        self.metric, self.values, self.collapsed, self.lost = metric, [], 0, collections.Counter()
+
+    def add(self, state, record):
+        value = record.get(self.metric)
+        if state == "failed":
+            self.lost["diverged" if results.is_training_divergence(record) else "failed"] += 1
+        elif value is None:
+            self.lost[record.get("status") if record.get("status") in ("diverged", "damaged") else "no value"] += 1
+        else:
+            self.values.append(value)
+            self.collapsed += record.get("status") == "collapsed" or (self.metric == "fid" and value > COLLAPSE_FID)
+
+    def summary(self):
+        return seed_stats.summarize(self.values, _lower_is_better(self.metric))
+
+    def counts_text(self):
+        parts = [f"{self.collapsed} collapsed"] * bool(self.collapsed)
+        parts += [f"{n} {reason}" for reason, n in sorted(self.lost.items())]
+        return ", ".join(parts)
+
+
+def cells(records, metric, key):
+    """{key(record): {model: Cell}} over finished (or finally failed) runs; the unfinished count."""
+    table = collections.defaultdict(dict)
+    unfinished = 0
+    for state, record in outcomes(records).values():
+        if state == "unfinished":
+            unfinished += 1
+            continue
+        table[key(record)].setdefault(record["model"], Cell(metric)).add(state, record)
+    return table, unfinished
+
+
+def _mean_text(summary, digits):
+    if summary.mean is None:
+        return "—"
+    return f"{summary.mean:.{digits}f}" + (f" ± {summary.std:.{digits}f}" if summary.std is not None else "")
+
+
+def _p_text(p):
+    return "—" if p is None else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def _comparison_texts(comparison, digits):
+    """[Δ with its CI, Welch p, Mann-Whitney p]."""
+    if comparison is None:
+        return ["—", "—", "—"]
+    delta = f"{comparison.difference:+.{digits}f}"
+    if comparison.ci is not None:
+        delta += f" [{comparison.ci[0]:+.{digits}f}, {comparison.ci[1]:+.{digits}f}]"
+    return [delta, _p_text(comparison.welch_p), _p_text(comparison.mannwhitney_p)]
+
+
+def _digits(metric):
+    return 4 if metric == "kid" else 2
+
+
+def _stats_note(metric):
+    better = "lower" if _lower_is_better(metric) else "higher"
+    collapse = f"FID > {COLLAPSE_FID:g} or " if metric == "fid" else ""
+    return (f"Mean ± sample std (ddof=1) over the seeds with a value; best = the {better} value of the n "
+            f"seeds ({better} is better); collapsed: {collapse}status 'collapsed' (kept in the mean); "
+            f"diverged/failed/damaged runs have no value and are counted, not averaged. "
+            f"Δ = mean(model) − mean(first model of the row), with a {seed_stats.CONFIDENCE:.0%} percentile "
+            f"bootstrap interval ({seed_stats.BOOTSTRAP_RESAMPLES} resamples, seed "
+            f"{seed_stats.BOOTSTRAP_SEED}); p: two-sided Welch t-test and Mann–Whitney U (scipy.stats); "
+            f"— where a model has fewer than 2 values.")
+
+
+def _footer(records, metric, grouped_by=None, unfinished=0):
+    samples = sorted({r.get("num_samples") for r in records}, key=str)
+    steps = sorted({r["step"] for r in records})
+    networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
+    lines = [f"Metric: {_metric_label(records, metric)}; feature network: {', '.join(networks)}; "
+             f"{', '.join(map(str, samples))} generated samples per set; final step(s): "
+             f"{', '.join(map(str, steps))}."]
+    if any(n != "inception" for n in networks):
+        lines.append("Not Inception FID: not comparable to the papers' numbers.")
+    if grouped_by is not None:
+        lines.append(f"Grouped by: {', '.join(grouped_by) or 'nothing (one configuration)'}; runs that "
+                     f"differ only in their seed are averaged.")
+    if unfinished:
+        lines.append(f"{unfinished} run(s) not finished yet are left out.")
+    return lines
+
+
+def _counts_note(groups):
+    """Every collapsed run and every run without a value, in one line (zero included)."""
+    all_cells = [cell for by_model in groups.values() for cell in by_model.values()]
+    lost = sum((cell.lost for cell in all_cells), collections.Counter())
+    return (f"Runs counted: {sum(len(c.values) for c in all_cells)} with a value, of which "
+            f"{sum(c.collapsed for c in all_cells)} collapsed; without a value: "
+            + (", ".join(f"{n} {reason}" for reason, n in sorted(lost.items())) or "none") + ".")
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+TABLES = {}  # name -> (function(records, fmt, metric) -> text, the record kind it reads)
+
+
+def table(name, kind="score"):
+    """Registers a named table (e.g. a 'representation' table of probe records)."""
+    def register(function):
+        TABLES[name] = (function, kind)
+        return function
+    return register
+
+
+def _baseline(models):
+    return sorted(models, key=_model_order)[0]
+
+
+def by_axes_table(records, fmt, metric="fid"):
+    """Any sweep: a row per group (every varying axis except the seed) and model."""
+    finals = [r for _, r in outcomes(records).values()]
+    axes, key_of = grouping_axes(finals, start=lambda r: (r["model"],), exclude=(MODEL_AXIS,))
+    groups, unfinished = cells(records, metric, lambda r: key_of[id(r)])
+    digits = _digits(metric)
+    header = [_axis_title(a) for a in axes] + [
+        "Model", "n", "mean ± std", "best", "collapsed / no value", "Δ vs first model [95% CI]", "Welch p",
+        "Mann–Whitney p"]
+    rows = []
+    for key in sorted(groups, key=_order):
+        models = sorted(groups[key], key=_model_order)
+        base = groups[key][models[0]]
+        for model in models:
+            cell = groups[key][model]
+            s = cell.summary()
+            comparison = None if model == models[0] else seed_stats.compare(base.values, cell.values)
+            rows.append([_value_text(v) for v in key] + [
+                MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
+                "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
+                *(["(first)", "", ""] if model == models[0] else _comparison_texts(comparison, digits))])
+    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    notes = _footer(shown, metric, [_axis_title(a) for a in axes] + ["model"], unfinished) + [
+        _counts_note(groups), _stats_note(metric)]
+    return render(header, rows, notes, fmt)
 
 
 def setting(record):
@@ -110,131 +320,121 @@ def _setting_order(s):
     return s[0], s[1] or 0, s[2], s[3], s[4]
 
 
-def _mean_std(values):
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-    return mean, std
-
-
-def _fids(records):
-    return [r["fid"] for r in records if r.get("fid") is not None]
-
-
-def _footer(records):
-    labels = sorted({r.get("fid_label", "FID") for r in records})
-    samples = sorted({r.get("num_samples") for r in records})
-    steps = sorted({r["step"] for r in records})
-    networks = sorted({json.dumps(r.get("feature_network", {}).get("name")) for r in records})
-    lines = [f"Metric: {', '.join(labels)}; feature network: {', '.join(n.strip(chr(34)) for n in networks)}; "
-             f"{', '.join(map(str, samples))} generated samples per set; final step(s): "
-             f"{', '.join(map(str, steps))}."]
-    if any("inception" not in n for n in networks):
-        lines.append("Not Inception FID: not comparable to the papers' numbers.")
-    return lines
-
-
-def robustness_rows(records):
-    """{(dataset, setting): {model: [final FIDs over seeds]}} and, per (dataset, setting, model),
-    how many runs diverged (no FID) or failed."""
-    cells = collections.defaultdict(lambda: collections.defaultdict(list))
-    lost = collections.defaultdict(int)
-    for state, r in outcomes(records).values():
-        if state == "unfinished":
-            continue
-        key = (r["dataset"], setting(r))
-        values = cells[key][r["model"]]  # listed even if every seed diverged
-        if state == "failed" or r.get("fid") is None:
-            lost[key + (r["model"],)] += 1
-        else:
-            values.append(r["fid"])
-    return cells, lost
-
-
-def _cell_text(values, diverged_count, fmt, bold):
-    mean, std = _mean_std(values)
-    if mean is None:
-        return f"diverged/failed ({diverged_count})" if diverged_count else "—"
-    text = f"{mean:.2f}" + (f" ± {std:.2f}" if std is not None else "")
-    if mean > COLLAPSE_FID:
-        text += "†"
-    if diverged_count:
-        text += f" ({diverged_count} diverged/failed)"
+def _mark(text, fmt, bold):
     if bold:
         text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
-    return text.replace("±", "$\\pm$").replace("†", "$^\\dagger$") if fmt == "latex" else text
+    return text
 
 
-def robustness_table(records, fmt):
-    cells, diverged = robustness_rows(records)
-    datasets = sorted({d for d, _ in cells})
-    models = [m for m in MODEL_ORDER if any(m in v for v in cells.values())]
-    models += sorted({m for v in cells.values() for m in v} - set(models))
-    settings = sorted({s for _, s in cells}, key=_setting_order)
-    header = ["Penalty", "λ", "β1", "β2", "D iters"] + [
-        f"{d}: {MODEL_NAMES.get(m, m)}" for d in datasets for m in models]
+@table("robustness")
+def robustness_table(records, fmt, metric="fid"):
+    """Rows: any other varying axes, then the setting; per dataset, per model: mean ± std (the
+    better model in bold, † mean FID > 100), best, n; then Δ [CI], Welch p, Mann–Whitney p
+    against the first model."""
+    finals = [r for _, r in outcomes(records).values()]
+    extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], setting(r), r["model"]),
+                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False)
+    groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
+    datasets = sorted({d for d, _, _ in groups})
+    models = sorted({m for c in groups.values() for m in c}, key=_model_order)
+    digits, lower = _digits(metric), _lower_is_better(metric)
+    header = [_axis_title(a) for a in extra] + ["Penalty", "λ", "β1", "β2", "D iters"]
+    for d in datasets:
+        header += [col for m in models for col in (f"{d}: {MODEL_NAMES.get(m, m)}", "best", "n")]
+        header += [f"{d}: Δ {MODEL_NAMES.get(m, m)} − {MODEL_NAMES.get(models[0], models[0])} [95% CI]"
+                   for m in models[1:]]
+        header += [f"{test}{f' ({MODEL_NAMES.get(m, m)})' if len(models) > 2 else ''}"
+                   for m in models[1:] for test in ("Welch p", "Mann–Whitney p")]
     rows = []
-    for s in settings:
-        row = [s[0], "—" if s[1] is None else f"{s[1]:g}", f"{s[2]:g}", f"{s[3]:g}", str(s[4])]
+    for other, s in sorted({(k, s) for _, k, s in groups}, key=lambda ks: (_order(ks[0]),
+                                                                             _setting_order(ks[1]))):
+        row = [_value_text(v) for v in other] + [s[0], _value_text(s[1]), f"{s[2]:g}", f"{s[3]:g}", str(s[4])]
         for d in datasets:
-            means = {m: _mean_std(cells[(d, s)].get(m, []))[0] for m in models}
-            best = min((v for v in means.values() if v is not None), default=None)
-            bold_ok = sum(v is not None for v in means.values()) > 1
+            cellmap = groups.get((d, other, s), {})
+            summaries = {m: cellmap[m].summary() if m in cellmap else seed_stats.summarize([]) for m in models}
+            means = [x.mean for x in summaries.values() if x.mean is not None]
+            best_mean = (min if lower else max)(means, default=None)
+            tests = []
             for m in models:
-                row.append(_cell_text(cells[(d, s)].get(m, []), diverged.get((d, s, m), 0), fmt,
-                                      bold_ok and means[m] is not None and means[m] == best))
+                x, cell = summaries[m], cellmap.get(m)
+                text = _mean_text(x, digits)
+                if metric == "fid" and x.mean is not None and x.mean > COLLAPSE_FID:
+                    text += "†"
+                if cell is not None and cell.counts_text():
+                    text += f" ({cell.counts_text()})"
+                row += [_mark(text, fmt, len(means) > 1 and x.mean == best_mean),
+                        "—" if x.best is None else f"{x.best:.{digits}f}", str(x.n)]
+            for m in models[1:]:
+                base, cell = cellmap.get(models[0]), cellmap.get(m)
+                tests.append(_comparison_texts(
+                    seed_stats.compare(base.values, cell.values) if base and cell else None, digits))
+            row += [t[0] for t in tests] + [p for t in tests for p in t[1:]]
         rows.append(row)
-    seeds = sorted({len(v) for c in cells.values() for v in c.values() if v})
-    unfinished = sum(state == "unfinished" for state, _ in outcomes(records).values())
-    notes = _footer(final_records(records)) + [f"{unfinished} run(s) not finished yet are left out."] * bool(unfinished) + [
-        f"Mean ± std (sample std) over {'/'.join(map(str, seeds))} seed(s); lower is better; the better "
-        f"model of each row in bold; † FID > {COLLAPSE_FID:g} (collapsed); diverged/failed: no FID (non-finite "
-        f"samples, or training stopped, e.g. on a NaN loss)."]
+    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    grouped = [_axis_title(a) for a in extra] + ["dataset", "penalty", "λ", "β1", "β2", "D iters", "model"]
+    notes = _footer(shown, metric, grouped, unfinished) + [_counts_note(groups),
+        _stats_note(metric) + (f" Bold: the better mean of a row; † mean FID > {COLLAPSE_FID:g}."
+                               if metric == "fid" else " Bold: the better mean of a row.")]
     return render(header, rows, notes, fmt)
 
 
-def sample_quality_table(records, fmt):
-    best = collections.defaultdict(dict)
-    for r in final_records(records):
-        fid = r.get("fid")
-        if fid is not None and (r["model"] not in best[r["dataset"]] or fid < best[r["dataset"]][r["model"]]):
-            best[r["dataset"]][r["model"]] = fid
-    datasets = sorted(best)
-    models = [m for m in MODEL_ORDER if any(m in best[d] for d in datasets)]
-    header = ["Model"] + datasets
-    rows = [[MODEL_NAMES.get(m, m)] + [f"{best[d][m]:.2f}" if m in best[d] else "—" for d in datasets]
-            for m in models]
-    notes = _footer(final_records(records)) + ["Best final-step FID over seeds; lower is better."]
+@table("sample_quality")
+def sample_quality_table(records, fmt, metric="fid"):
+    """Rows: model (after any other varying axes); per dataset the best final value over seeds."""
+    finals = [r for _, r in outcomes(records).values()]
+    extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], r["model"]),
+                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False)
+    groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)]))
+    datasets = sorted({d for d, _ in groups})
+    others = sorted({k for _, k in groups}, key=_order)
+    models = sorted({m for c in groups.values() for m in c}, key=_model_order)
+    digits = _digits(metric)
+    header = [_axis_title(a) for a in extra] + ["Model"] + datasets
+    rows = []
+    for other in others:
+        for m in models:
+            row = [_value_text(v) for v in other] + [MODEL_NAMES.get(m, m)]
+            for d in datasets:
+                cell = groups.get((d, other), {}).get(m)
+                x = cell.summary() if cell else seed_stats.summarize([])
+                text = "—" if x.best is None else f"{x.best:.{digits}f} (of {x.n}; {_mean_text(x, digits)})"
+                row.append(text + (f" [{cell.counts_text()}]" if cell and cell.counts_text() else ""))
+            if any(c != "—" for c in row[len(other) + 1:]):
+                rows.append(row)
+    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    notes = _footer(shown, metric, [_axis_title(a) for a in extra] + ["dataset", "model"], unfinished) + [
+        _counts_note(groups), "Best final-step value over seeds (of n seeds; mean ± std); "
+        + ("lower" if _lower_is_better(metric) else "higher") + " is better."]
     return render(header, rows, notes, fmt)
 
 
-def runs_table(records, fmt):
-    order = lambda item: (item[1]["dataset"], *_setting_order(setting(item[1])),  # noqa: E731
-                          MODEL_ORDER.index(item[1]["model"]) if item[1]["model"] in MODEL_ORDER else 99,
-                          item[1].get("seed", 0))
+@table("runs")
+def runs_table(records, fmt, metric="fid"):
+    """One row per run (and protocol) at its last scored step."""
     from compare_ssgan.provenance import describe_short
 
-    header = ["Dataset", "Penalty", "λ", "β1", "β2", "D iters", "Model", "Seed", "Step", "FID", "KID", "State",
-              "Code"]
-    rows, runs = [], sorted(outcomes(records).values(), key=order)
+    everything = list(outcomes(records).values())
+    axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,))
+    runs = sorted(everything, key=lambda item: (_order(key_of[id(item[1])]),
+                                                _model_order(item[1]["model"]), item[1].get("seed", 0)))
+    digits = _digits(metric)
+    header = [_axis_title(a) for a in axes] + ["Model", "Seed", "Step", _metric_label(records, metric),
+                                               "KID" if metric != "kid" else "FID", "State", "Code"]
+    second = "kid" if metric != "kid" else "fid"
+    rows = []
     for state, r in runs:
-        s = setting(r)
-        fid = "—" if r.get("fid") is None else f"{r['fid']:.2f}" + (
-            f" ± {r['fid_std']:.2f}" if r.get("fid_std") is not None else "")
-        kid = "—" if r.get("kid") is None else f"{r['kid']:.4f}"
-        rows.append([r["dataset"], s[0], "—" if s[1] is None else f"{s[1]:g}", f"{s[2]:g}", f"{s[3]:g}",
-                     str(s[4]), MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
-                     f"{r['step']}/{r.get('training_steps', r['step'])}", fid, kid,
-                     r.get("status", "ok") if state == "final" else
-                     "failed: diverged" if r.get("status") == "diverged" else state,
-                     describe_short(r["code_version"]) if r.get("code_version") else "—"])
-    if fmt == "latex":
-        rows = [[c.replace("±", "$\\pm$") for c in row] for row in rows]
-    notes = _footer([r for _, r in runs]) + ["One row per run at its last scored step; FID ± std over the generated "
-                                "sample sets; state: ok/collapsed/diverged for finished runs, else "
-                                "unfinished, failed, or failed: diverged (a non-finite training loss at "
-                                "that step)."]
+        value = "—" if r.get(metric) is None else f"{r[metric]:.{digits}f}" + (
+            f" ± {r[metric + '_std']:.{digits}f}" if r.get(metric + "_std") is not None else "")
+        other = "—" if r.get(second) is None else f"{r[second]:.{_digits(second)}f}"
+        rows.append([_value_text(v) for v in key_of[id(r)]] + [
+            MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
+            f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
+            r["status"] if state == "final" else "failed: diverged" if r["status"] == "diverged" else state,
+            describe_short(r["code_version"]) if r.get("code_version") else "—"])
+    notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"]) + [
+        "One row per run at its last scored step; value ± std over the generated sample sets; state: "
+        "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
+        "(a non-finite training loss at that step)."]
     return render(header, rows, notes, fmt)
 
 
@@ -251,7 +451,11 @@ def render(header, rows, notes, fmt):
             writer.writerow([f"# {note}"])
         return buffer.getvalue()
     if fmt == "latex":
-        esc = lambda t: str(t).replace("λ", "$\\lambda$").replace("β", "$\\beta$").replace("_", "\\_")  # noqa: E731
+        def esc(text):
+            text = str(text).replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$").replace(
+                "†", "$^\\dagger$")
+            return text.replace("λ", "$\\lambda$").replace("β", "$\\beta$").replace("Δ", "$\\Delta$").replace(
+                "−", "$-$")
         lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\toprule",
                  " & ".join(esc(h) for h in header) + " \\\\", "\\midrule"]
         lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in rows]
@@ -259,46 +463,49 @@ def render(header, rows, notes, fmt):
         return "\n".join(lines) + "\n"
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
 
 
-def plot_curves(records, plot_dir):
-    """One PNG per dataset: FID vs step, a panel per setting, a line per model (mean over seeds)."""
+def plot_curves(records, plot_dir, metric="fid"):
+    """One PNG per dataset: metric vs step, a panel per group (every varying axis except the
+    seed, model and dataset), a line per model (mean over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     os.makedirs(plot_dir, exist_ok=True)
+    scored = [r for r in records if r.get(metric) is not None]
+    axes, key_of = grouping_axes(scored, start=lambda r: (r["dataset"], r["model"], r["step"]),
+                                 exclude=(MODEL_AXIS, ("run", "dataset")))
     curves = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
-    for r in records:
-        if r.get("fid") is not None:
-            curves[r["dataset"]][setting(r)][r["model"]].append((r["step"], r["fid"]))
+    for r in scored:
+        curves[r["dataset"]][key_of[id(r)]][r["model"]].append((r["step"], r[metric]))
     paths = []
-    label = sorted({r.get("fid_label", "FID") for r in records})[0] if records else "FID"
-    for dataset, by_setting in curves.items():
-        settings = sorted(by_setting, key=_setting_order)
-        cols = min(3, len(settings))
-        rows = math.ceil(len(settings) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
-        for ax, s in zip(axes.flat, settings):
-            for model in sorted(by_setting[s], key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99):
+    label = _metric_label(scored, metric) if scored else metric
+    for dataset, by_group in curves.items():
+        keys = sorted(by_group, key=_order)
+        cols = min(3, len(keys))
+        nrows = math.ceil(len(keys) / cols)
+        fig, panels = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
+        for ax, key in zip(panels.flat, keys):
+            for model in sorted(by_group[key], key=_model_order):
                 per_step = collections.defaultdict(list)
-                for step, fid in by_setting[s][model]:
-                    per_step[step].append(fid)
+                for step, value in by_group[key][model]:
+                    per_step[step].append(value)
                 steps = sorted(per_step)
                 ax.plot(steps, [sum(per_step[t]) / len(per_step[t]) for t in steps], marker="o",
                         label=MODEL_NAMES.get(model, model))
-            lam = "" if s[1] is None else f" λ={s[1]:g}"
-            ax.set_title(f"{s[0]}{lam}, β=({s[2]:g}, {s[3]:g}), D iters {s[4]}", fontsize=9)
+            ax.set_title(", ".join(f"{_axis_title(a)}={_value_text(v)}" for a, v in zip(axes, key)) or dataset,
+                         fontsize=8)
             ax.set_xlabel("generator step")
             ax.set_ylabel(label, fontsize=8)
             ax.legend(fontsize=8)
-        for ax in list(axes.flat)[len(settings):]:
+        for ax in list(panels.flat)[len(keys):]:
             ax.axis("off")
         fig.suptitle(f"{dataset}: {label} vs step (mean over seeds)", fontsize=10)
         fig.tight_layout()
-        path = os.path.join(plot_dir, f"fid_vs_step_{dataset}.png")
+        path = os.path.join(plot_dir, f"{metric}_vs_step_{dataset}.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
@@ -309,22 +516,38 @@ def main(argv):
     del argv
     if not FLAGS.results:
         raise app.UsageError("--results is required")
+    function, kind = TABLES[FLAGS.table] if FLAGS.table else (by_axes_table, "score")
+    metrics = [m for m in results.METRICS if (m in ("train_top1", "test_top1")) == (kind == "probe")]
     try:
-        records = select(load(FLAGS.results), FLAGS.feature_network, FLAGS.num_samples)
-    except (FileNotFoundError, ValueError) as e:
+        if FLAGS.metric not in metrics:
+            raise ValueError(f"--metric={FLAGS.metric} is not a metric of {kind} records; valid: "
+                             f"{', '.join(metrics)}")
+        records = [r for r in load(FLAGS.results) if r["kind"] == kind]
+        # The papers' layouts hold one protocol; the axis table gives each protocol its rows.
+        records = (select if FLAGS.table else filter_protocol)(records, FLAGS.feature_network, FLAGS.num_samples)
+    except (FileNotFoundError, ValueError, results.RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    make = {"robustness": robustness_table, "sample_quality": sample_quality_table, "runs": runs_table}
-    table = make[FLAGS.table](records, FLAGS.format)
+    text = function(records, FLAGS.format, FLAGS.metric)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
-            f.write(table)
+            f.write(text)
     else:
-        sys.stdout.write(table)
+        sys.stdout.write(text)
     if FLAGS.plot_dir:
-        for path in plot_curves(records, FLAGS.plot_dir):
+        for path in plot_curves(records, FLAGS.plot_dir, FLAGS.metric):
             print(f"wrote {path}", file=sys.stderr)
 
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
+flags.DEFINE_enum("table", None, list(TABLES), "A paper's layout; default: any sweep, grouped by its axes.")
+flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
+flags.DEFINE_string("metric", "fid", f"Which metric: {', '.join(results.METRICS)}.")
+flags.DEFINE_string("output", None, "Write the table here instead of stdout.")
+flags.DEFINE_string("plot_dir", None, "Also draw metric-vs-step curves here (PNG).")
+flags.DEFINE_string("feature_network", None, "Only scores from this feature network.")
+flags.DEFINE_integer("num_samples", None, "Only scores from this many generated samples.")
 
 if __name__ == "__main__":
     app.run(main)

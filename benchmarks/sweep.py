@@ -23,6 +23,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grids  # noqa: E402
+from compare_ssgan.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -136,13 +137,16 @@ class RayExecutor:
 
 
 def gather_results(out, specs):
-    """Rewrites <out>/results.jsonl from every run's scores (one record per run and step)."""
-    from compare_ssgan.eval import evaluator  # the scores file's reader and identity
+    """Rewrites <out>/results.jsonl from every run's scores (one record per run and step), each
+    with a `sweep` block naming the grid's axes (labels) and bindings (compare_ssgan.results)."""
+    from compare_ssgan import results
+    from compare_ssgan.eval import evaluator  # the scores file's identity
 
     lines = []
     for spec in specs:
         latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
-        for record in evaluator.read_scores(run_dir(out, spec)):
+        scores = os.path.join(run_dir(out, spec), evaluator.SCORES_FILE)
+        for record in results.read(scores) if os.path.exists(scores) else []:
             latest[evaluator.score_key(record)] = record
         status = read_status(out, spec)
         for key in sorted(latest, key=str):
@@ -150,7 +154,9 @@ def gather_results(out, specs):
             record["sweep"] = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
                                "seed": spec.seed, "gin_files": list(spec.gin_files),
                                "bindings": [list(b) for b in spec.bindings], "labels": dict(spec.labels),
+                               "axes": [name for name, _ in spec.labels],
                                "state": status.get("state")}
+            results.validate(record, f"{scores} (gathered)")
             lines.append(json.dumps(record, sort_keys=True))
     _atomic_write(os.path.join(out, RESULTS_FILE), "".join(line + "\n" for line in lines))
     return len(lines)
@@ -267,6 +273,9 @@ def main(argv):
                 else RayExecutor(FLAGS.ray_address, FLAGS.gpus_per_run))
     try:
         failed = run_sweep(specs, FLAGS.out, executor, FLAGS.retries)
+    except UserError as e:  # e.g. a malformed scores.jsonl line (results.RecordError)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     finally:
         executor.shutdown()
     print(f"[sweep] results: {os.path.join(FLAGS.out, RESULTS_FILE)}")

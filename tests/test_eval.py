@@ -118,7 +118,7 @@ def test_divergence_before_the_first_checkpoint_is_recorded(tmp_path, env):
     import make_tables
 
     assert [state for state, _ in make_tables.outcomes([record]).values()] == ["failed"]
-    assert "diverged/failed (1)" in make_tables.robustness_table([record], "markdown")
+    assert "— (1 diverged)" in make_tables.robustness_table([record], "markdown")
 
 
 def test_continuous_eval_scores_each_checkpoint_once_while_training(tmp_path, env):

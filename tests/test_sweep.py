@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from result_records import in_sweep, score, write
 from run_helpers import IMAGE_FOLDER, REPO
 
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
@@ -115,11 +116,10 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
         (sweep_dir / "runs" / run_id / "samples").mkdir(parents=True, exist_ok=True)
         (sweep_dir / "runs" / run_id / "checkpoints").mkdir(exist_ok=True)
         (sweep_dir / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
-        (sweep_dir / "runs" / run_id / "scores.jsonl").write_text(
-            "".join(json.dumps({"step": s}) + "\n" for s in steps))
+        write(sweep_dir / "runs" / run_id / "scores.jsonl", [score(step=s) for s in steps])
         for step in steps:
             (sweep_dir / "runs" / run_id / "samples" / f"step_00000{step}.png").write_bytes(b"png")
-        return [{"step": s, "sweep": {"run_id": run_id, "state": state}} for s in steps]
+        return [in_sweep(score(step=s), run_id, state=state) for s in steps]
 
     def gathered(*runs):
         (sweep_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for rs in runs for r in rs))
@@ -171,11 +171,8 @@ def test_ray_executor_runs_a_smoke_sweep(tmp_path):
 
 
 def _record(model, seed, fid, step=100, sn=True, penalty="no_penalty"):
-    return {"sweep": {"run_id": f"{model}-{seed}-{penalty}"}, "model": model, "seed": seed, "fid": fid,
-            "step": step, "dataset": "cifar10", "penalty": penalty, "lambda": 1.0, "beta1": 0.0,
-            "beta2": 0.9, "disc_iters": 1, "architecture_config": {"d_spectral_norm": sn},
-            "fid_label": "FID (CIFAR-10 classifier)", "num_samples": 2000,
-            "feature_network": {"name": "cifar10_classifier"}}
+    record = score(model, seed, fid, step=step, penalty=penalty, architecture_config={"d_spectral_norm": sn})
+    return in_sweep(record, f"{model}-{seed}-{penalty}")
 
 
 def test_robustness_table_values_marks_and_flags():
@@ -185,14 +182,16 @@ def test_robustness_table_values_marks_and_flags():
                _record("ssgan", 0, None, sn=False, penalty="wgan_gp")]
     table = make_tables.robustness_table(records, "markdown")
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines() if line.startswith("| ")}
-    assert "120.00 ± 14.14†" in rows["SN"] and "**21.00 ± 1.41**" in rows["SN"]
-    assert "50.00" in rows["WGAN-GP"] and "diverged/failed (1)" in rows["WGAN-GP"]
+    assert "120.00 ± 14.14† (2 collapsed) | 110.00 | 2 | **21.00 ± 1.41** | 20.00 | 2 |" in rows["SN"]
+    assert "| 50.00 | 50.00 | 1 | — (1 diverged) | — | 0 |" in rows["WGAN-GP"]
     assert "FID (CIFAR-10 classifier)" in table and "2000 generated samples" in table
     assert "Not Inception FID" in table
     csv = make_tables.robustness_table(records, "csv")
-    assert csv.splitlines()[0].startswith("Penalty,λ,β1,β2,D iters,cifar10: Uncond-GAN,cifar10: SS-GAN")
+    assert csv.splitlines()[0].startswith("Penalty,λ,β1,β2,D iters,cifar10: Uncond-GAN,best,n,cifar10: SS-GAN")
+    # Best of n per configuration: the SN and WGAN-GP runs are not pooled (they once were).
     best = make_tables.sample_quality_table(records, "markdown")
-    assert "| SS-GAN | 20.00 |" in best and "| Uncond-GAN | 50.00 |" in best
+    assert "| True | SS-GAN | 20.00 (of 2; 21.00 ± 1.41) |" in best
+    assert "| False | Uncond-GAN | 50.00 (of 1; 50.00) |" in best and "| False | SS-GAN | — [1 diverged] |" in best
 
 
 def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_protocols():
@@ -206,7 +205,7 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
     table = make_tables.robustness_table(records, "markdown")
     row = next(line for line in table.splitlines() if line.startswith("| SN"))
     assert "| 30.00 |" in row  # the unfinished seed's early FID is not averaged in
-    assert "20.00 (1 diverged/failed)" in row
+    assert "20.00 (1 failed)" in row
     assert "1 run(s) not finished yet are left out." in table
     inception = dict(_record("ssgan", 2, 15.0), feature_network={"name": "inception"})
     with pytest.raises(ValueError, match="mix evaluation protocols"):
@@ -214,8 +213,8 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
     assert make_tables.select(records + [inception], feature_network="inception") == [inception]
     records[0]["code_version"] = {"package": "0.1.0", "git_commit": "94c07d1" + "0" * 33, "git_dirty": True}
     runs = make_tables.runs_table(records, "markdown").splitlines()
-    assert runs[2:6] == [  # setting, then model order, then seed; each run at its last scored step
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 0 | 100/100 | 30.00 | — | ok | 0.1.0@94c07d1-dirty |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | Uncond-GAN | 1 | 50/100 | 10.00 | — | unfinished | — |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 0 | 100/100 | 20.00 | — | ok | — |",
-        "| cifar10 | SN | — | 0 | 0.9 | 1 | SS-GAN | 1 | 50/100 | 12.00 | — | failed | — |"]
+    assert runs[2:6] == [  # varying axes (none here), then model order, then seed; at the last scored step
+        "| Uncond-GAN | 0 | 100/100 | 30.00 | 0.0300 | ok | 0.1.0@94c07d1-dirty |",
+        "| Uncond-GAN | 1 | 50/100 | 10.00 | 0.0100 | unfinished | — |",
+        "| SS-GAN | 0 | 100/100 | 20.00 | 0.0200 | ok | — |",
+        "| SS-GAN | 1 | 50/100 | 12.00 | 0.0120 | failed | — |"]

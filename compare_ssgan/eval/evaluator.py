@@ -13,9 +13,9 @@ temporary file and renamed, so a sweep computes them once and a crash never leav
 The real images are a uniform random subset of the split, drawn with a fixed seed
 (REAL_SUBSET_SEED), in random order (KID's blocks and IS's splits assume a random order).
 
-scores.jsonl: one JSON object per line. Each line is appended with a single os.write() on a
-file opened with O_APPEND (atomic with respect to other appenders on a local POSIX
-filesystem), under an exclusive flock that also covers the "already scored?" check, so two
+scores.jsonl: one "score" record (compare_ssgan.results) per line. Each line is appended with a
+single os.write() on a file opened with O_APPEND (atomic with respect to other appenders on a
+local POSIX filesystem), under an exclusive flock that also covers the "already scored?" check, so two
 evaluators of one run never write a step twice. A checkpoint counts as already scored when a
 line has the same step, feature network (name and weights), number of samples, number of fake
 sets, real split and eval seed; changing any of these (e.g. adding an Inception evaluation of
@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, provenance
+from compare_ssgan import architectures, datasets, provenance, results
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -389,11 +389,12 @@ class Evaluator:
             per_set.append(self._set_scores(features, logits, status))
         statuses = {s["status"] for s in per_set}
         status = "diverged" if "diverged" in statuses else "collapsed" if "collapsed" in statuses else "ok"
-        record = {"step": step, "checkpoint": os.path.basename(path), "status": status}
+        record = results.score_header("checkpoint", step, os.path.basename(path), status)
         for name, key in (("fid", "fid"), ("kid", "kid"), ("inception_score", "inception_score")):
             mean, std = _mean_std([s.get(key) for s in per_set]) if status != "diverged" else (None, None)
             record[name], record[f"{name}_std"] = mean, std
         record.update(self._context(), per_set=per_set, eval_seconds=round(time.time() - start, 2))
+        results.validate(_json_safe(record), f"the score of {path}")
         return record
 
     def _context(self):
@@ -421,10 +422,11 @@ class Evaluator:
     def record_divergence(self, error):
         """Appends a 'diverged' record (null metrics) at the step where training hit a non-finite
         loss, so tables count the run as diverged even if it died before its first checkpoint."""
-        record = {"step": error.step, "checkpoint": None, "status": "diverged", "reason": str(error)}
+        record = {**results.score_header("training", error.step, None, "diverged"), "reason": str(error)}
         for name in ("fid", "kid", "inception_score"):
             record[name] = record[f"{name}_std"] = None
         record.update(self._context(), per_set=[], eval_seconds=0.0)
+        results.validate(_json_safe(record), f"the divergence record of {self.model_dir}")
         append_score(self.model_dir, record)
 
     def _log(self, record):

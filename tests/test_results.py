@@ -1,0 +1,199 @@
+"""The result record schema (compare_ssgan/results.py) and the tables that read it: grouping by
+every recorded axis, statistics across seeds, clear errors for bad or old records."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from compare_ssgan import results
+from result_records import divergence, in_sweep, score, write
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMITTED = os.path.join(REPO, "benchmarks", "results", "robustness_mini")
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import grids  # noqa: E402
+import make_tables  # noqa: E402
+import seed_stats  # noqa: E402
+import sweep  # noqa: E402
+
+
+def _rows(table):
+    return [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
+
+
+def _cells(row):
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def test_two_learning_rate_grid_renders_two_rows(tmp_path):
+    """The issue's report: g_lr in {1e-4, 4e-4} x 2 seeds was one cell of "4 seeds"."""
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps({"models": ["ssgan"], "grid": {"options.g_lr": [1e-4, 4e-4]}}))
+    specs = grids.build(str(grid), ["cifar10"], [0, 1], "smoke")
+    out = str(tmp_path / "sweep")
+    fids = {(1e-4, 0): 20.0, (1e-4, 1): 22.0, (4e-4, 0): 80.0, (4e-4, 1): 110.0}
+    for spec in specs:  # what each run's evaluator wrote, then the sweep's own gathering
+        g_lr = float(dict(spec.bindings)["options.g_lr"])
+        os.makedirs(sweep.run_dir(out, spec))
+        write(tmp_path / "sweep" / "runs" / spec.run_id / "scores.jsonl",
+              [score(spec.model, spec.seed, fids[(g_lr, spec.seed)], g_lr=g_lr)])
+        sweep.write_status(out, spec, state="done")
+    assert sweep.gather_results(out, specs) == 4
+    records = make_tables.load(out)
+    assert {r["sweep"]["axes"][0] for r in records} == {"options.g_lr"}
+
+    table = make_tables.by_axes_table(records, "markdown")
+    rows = _rows(table)
+    assert len(rows) == 2, table
+    assert rows[0].startswith("| 0.0001 | SS-GAN | 2 | 21.00 ± 1.41 | 20.00 | — |")
+    assert rows[1].startswith("| 0.0004 | SS-GAN | 2 | 95.00 ± 21.21 | 80.00 | 1 collapsed |")
+    assert "Grouped by: options.g_lr, model;" in table
+    assert "0 collapsed" not in table and "of which 1 collapsed" in table
+    runs = make_tables.runs_table(records, "markdown")  # the per-run table tells them apart too
+    assert [r.split(" | ")[0] for r in _rows(runs)] == ["| 0.0001"] * 2 + ["| 0.0004"] * 2
+    robustness = make_tables.robustness_table(records, "markdown")  # the paper's layout, split by g_lr
+    assert [r.split(" | ")[:2] for r in _rows(robustness)] == [["| 0.0001", "SN"], ["| 0.0004", "SN"]]
+    csv = make_tables.by_axes_table(records, "csv")
+    assert csv.splitlines()[0].startswith("options.g_lr,Model,n,mean ± std,best")
+    kid = make_tables.by_axes_table(records, "markdown", metric="kid")
+    assert "| 0.0001 | SS-GAN | 2 | 0.0210 ± 0.0014 |" in kid and "KID (CIFAR-10 classifier)" in kid
+
+
+def test_runs_differing_in_protocol_or_any_axis_are_never_averaged():
+    base = [score("uncond", s, 30.0 + s) for s in (0, 1)] + [score("ssgan", s, 20.0 + s) for s in (0, 1)]
+    inception = [score("ssgan", s, 10.0, feature_network={"name": "inception", "source": "hub"},
+                       model_dir=f"/inc/{s}") for s in (0, 1)]
+    fewer = [score("ssgan", s, 40.0, num_samples=500, model_dir=f"/few/{s}") for s in (0, 1)]
+    other_batch = [score("ssgan", s, 50.0, batch_size=64, model_dir=f"/b64/{s}") for s in (0, 1)]
+    table = make_tables.by_axes_table(base + inception + fewer + other_batch, "markdown")
+    means = sorted(_cells(r)[-6] for r in _rows(table))
+    assert means == sorted(["30.50 ± 0.71", "20.50 ± 0.71", "10.00 ± 0.00", "40.00 ± 0.00", "50.00 ± 0.00"])
+    assert "Grouped by: batch_size, feature_network, num_samples, model;" in table
+    # The paper's layouts hold one protocol: asked for one, they say so rather than average.
+    with pytest.raises(ValueError, match="mix evaluation protocols"):
+        make_tables.select(base + inception)
+    assert make_tables.select(base + inception, feature_network="inception") == inception
+    robustness = make_tables.robustness_table(base + other_batch, "markdown")
+    assert [r.split(" | ")[0] for r in _rows(robustness)] == ["| 32", "| 64"]  # batch_size column
+
+
+def test_collapsed_and_diverged_runs_are_counted_not_dropped():
+    def run(model, seed, fid, **fields):
+        return in_sweep(score(model, seed, fid, **fields), f"{model}-{seed}")
+
+    records = [run("uncond", 0, 120.0), run("uncond", 1, 130.0), run("uncond", 2, 20.0),
+               run("ssgan", 0, 20.0), run("ssgan", 1, 22.0), run("ssgan", 2, None),
+               in_sweep(divergence("ssgan", 3, step=40), "ssgan-3", state="failed"),
+               run("ssgan", 4, 19.0, step=50)]  # unfinished: left out, and said so
+    table = make_tables.robustness_table(records, "markdown")
+    [row] = _rows(table)
+    cells = row.split(" | ")
+    assert cells[5] == "90.00 ± 60.83 (2 collapsed)" and cells[6:8] == ["20.00", "3"]
+    assert cells[8] == "**21.00 ± 1.41 (2 diverged)**" and cells[9:11] == ["20.00", "2"]
+    assert "1 run(s) not finished yet are left out." in table
+    assert "Runs counted: 5 with a value, of which 2 collapsed; without a value: 2 diverged." in table
+    generic = make_tables.by_axes_table(records, "markdown")
+    assert "| 2 collapsed |" in generic and "| 2 diverged |" in generic
+
+
+def test_statistics_match_scipy_on_fixed_numbers():
+    a, b = [26.99, 24.91, 26.78], [18.11, 28.91, 26.90]
+    s = seed_stats.summarize(b)
+    assert (s.n, s.best) == (3, 18.11)
+    assert s.mean == pytest.approx(np.mean(b)) and s.std == pytest.approx(np.std(b, ddof=1))
+    assert seed_stats.summarize(b, lower_is_better=False).best == 28.91
+    c = seed_stats.compare(a, b)
+    assert c.difference == pytest.approx(np.mean(b) - np.mean(a))
+    # Welch's t from its definition, p from the t distribution with Welch-Satterthwaite dof.
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
+    t = (np.mean(b) - np.mean(a)) / np.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    assert c.welch_p == pytest.approx(2 * stats.t.sf(abs(t), dof))
+    assert c.welch_p == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    assert c.mannwhitney_p == pytest.approx(stats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
+    # Complete separation of 3 against 3: the exact two-sided p is 2 / C(6, 3) = 0.1.
+    assert seed_stats.compare([36.8, 47.4, 53.0], [32.0, 35.0, 35.7]).mannwhitney_p == pytest.approx(0.1)
+    expected = stats.bootstrap((b, a), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=9999,
+                               method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    assert c.ci == pytest.approx((expected.low, expected.high))
+    assert c.ci[0] < c.difference < c.ci[1]
+    assert seed_stats.compare([1.0], [2.0, 3.0]) == seed_stats.Comparison(1.5, None, None, None)
+    assert seed_stats.compare([], [1.0]) is None
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"step": 6, "fid"', "line 2: not valid JSON"),
+    ('{"schema_version": 3, "kind": "score"}', "line 2: schema_version 3 is newer than this code reads (2)"),
+    ('{"schema_version": "two"}', "line 2: schema_version 'two' is not a version this code knows"),
+    ('{"schema_version": 2, "kind": "histogram"}', "line 2: unknown record kind 'histogram'"),
+    ('[1, 2]', "line 2: expected a JSON object"),
+    ('{"fid": NaN}', "line 2: not valid JSON"),
+])
+def test_malformed_or_unreadable_records_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(score()) + "\n" + line + "\n")
+    with pytest.raises(results.RecordError, match=re.escape(f"results.jsonl {message}")):
+        results.read(str(path))
+
+
+def test_invalid_fields_and_old_versions(tmp_path):
+    for change, message in ((lambda r: r.pop("fid"), "'fid' is a required property"),
+                            (lambda r: r.update(status="fine"), "status: 'fine' is not one of"),
+                            (lambda r: r.update(step="100"), "step: '100' is not of type 'integer'"),
+                            (lambda r: r.update(origin="training"), "status: 'diverged' was expected")):
+        record = score()
+        change(record)
+        path = write(tmp_path / "scores.jsonl", [record])
+        with pytest.raises(results.RecordError, match=f"scores.jsonl line 1: not a valid score record.*{message}"):
+            results.read(path)
+    # A record from before the schema (version 1): migrated, its divergence made explicit.
+    legacy = score()
+    for name in ("schema_version", "kind", "origin"):
+        del legacy[name]
+    legacy_divergence = dict(legacy, step=40, checkpoint=None, status="diverged", fid=None, kid=None)
+    read = results.read(write(tmp_path / "old.jsonl", [legacy, legacy_divergence]))
+    assert [(r["schema_version"], r["kind"], r["origin"]) for r in read] == [
+        (2, "score", "checkpoint"), (2, "score", "training")]
+    missing = dict(legacy)
+    del missing["num_samples"]
+    with pytest.raises(results.RecordError, match="old.jsonl line 1: .*'num_samples' is a required property"):
+        results.read(write(tmp_path / "old.jsonl", [missing]))
+
+
+def test_make_tables_cli_reports_a_bad_record_in_one_line(tmp_path):
+    write(tmp_path / "results.jsonl", [score(), dict(score(), schema_version=9)])
+    result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"error: {tmp_path}/results.jsonl line 2: schema_version 9 is newer than "
+                                     f"this code reads (2); update compare_ssgan to read it")
+
+
+def test_probe_records_are_a_kind_of_their_own():
+    record = results.probe_record(step=2000, block=3, train_top1=0.41, test_top1=0.39, feature_dim=512,
+                                  pooling="avg4x4", probe={"method": "logistic_regression", "l2": 1e-3},
+                                  run={"model": "ssgan", "dataset": "cifar10", "seed": 0})
+    assert results.parse(json.loads(json.dumps(record))) == record
+    assert results.axes(record)[("probe", "block")] == 3
+    with pytest.raises(results.RecordError, match="test_top1: 39.0 is greater than the maximum of 1"):
+        results.validate(dict(record, test_top1=39.0))
+
+
+def test_committed_legacy_records_are_migrated_and_keep_their_numbers():
+    """benchmarks/results/robustness_mini was written before the schema (no version)."""
+    scores = [r for path in glob.glob(os.path.join(COMMITTED, "runs", "*", "scores.jsonl"))
+              for r in results.read(path)]
+    gathered = make_tables.load(COMMITTED)
+    assert len(scores) == len(gathered) == 84
+    assert {(r["schema_version"], r["kind"], r["origin"], r["status"]) for r in gathered} == {
+        (2, "score", "checkpoint", "ok")}
+    table = make_tables.robustness_table(gathered, "markdown")
+    row = next(r for r in _rows(table) if r.startswith("| SN | — | 0.5 | 0.999 | 1 |"))
+    assert row.split(" | ")[5:] == ["45.74 ± 8.21", "36.81", "3", "**34.23 ± 1.92**", "32.04", "3",
+                                    row.split(" | ")[11], "0.13", "0.10 |"]
