@@ -60,7 +60,6 @@ def signature_description(trained):
 
 def export(trained, out):
     """Writes the SavedModel and its JSON to `out`; returns the JSON's contents."""
-    import keras
     import tensorflow as tf
 
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
@@ -75,14 +74,15 @@ def export(trained, out):
         def generate(z):  # the generator ignores labels; zeros keep the in-package call
             return {"images": generator(z, tf.zeros([tf.shape(z)[0]], tf.int32), training=False)}
         spec = [z_spec]
-    archive = keras.export.ExportArchive()
-    archive.track(generator)
-    archive.add_endpoint(SIGNATURE, generate, input_signature=spec)
-    archive.add_endpoint("generate", generate, input_signature=spec)
+    module = tf.Module()
+    # The variables are listed, not the Keras model: tf.train tracking does not see layers kept
+    # in Python lists (see GANModel.trackables), and the model would add Keras' own signature.
+    module.variables_list = list(generator.weights)
+    module.generate = tf.function(generate, input_signature=spec)
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # TensorFlow's saver logs every step at INFO
     try:
-        archive.write_out(out, verbose=False)
+        tf.saved_model.save(module, out, signatures={SIGNATURE: module.generate})
     except OSError as e:
         raise UserError(f"cannot write the SavedModel to --out={out}: {e}") from e
     finally:
