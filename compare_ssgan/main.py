@@ -7,12 +7,14 @@ end with one message naming the fix and exit code 2, not a traceback.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from compare_ssgan import cli
 
-import gin  # noqa: E402
+cli.quiet_tensorflow()  # before anything imports TensorFlow
+
 from absl import app, flags, logging  # noqa: E402
 
 from compare_ssgan import provenance, runner  # noqa: E402  (provenance first reads the code version)
+from compare_ssgan.cli import parse_gin, register_configurables  # noqa: E402,F401  (main.parse_gin)
 from compare_ssgan.errors import UserError  # noqa: E402
 
 flags.DEFINE_multi_string("gin_file", [], "gin config file(s), applied in order.")
@@ -20,31 +22,6 @@ flags.DEFINE_multi_string("gin_param", [], "gin binding(s), applied after the fi
 flags.DEFINE_string("model_dir", None, "Directory for checkpoints, samples, summaries, scores.")
 flags.DEFINE_enum("schedule", "train", list(runner.SCHEDULES), "What to do with model_dir.")
 FLAGS = flags.FLAGS
-
-
-def register_configurables():
-    """Imports every module that defines gin configurables, so gin files can name them."""
-    from compare_ssgan import architectures, datasets, distribute, training  # noqa: F401
-    from compare_ssgan.gans import losses, model, penalties, rotation  # noqa: F401
-    from compare_ssgan.gans import consistency, latent_transformation  # noqa: F401
-    from compare_ssgan.eval import evaluator, feature_networks  # noqa: F401
-
-
-def parse_gin(gin_files, gin_params):
-    register_configurables()
-    for path in gin_files:
-        if not os.path.isfile(path):
-            raise UserError(f"--gin_file={path} does not exist (paths are relative to {os.getcwd()})")
-    for path in gin_files:  # lets `include 'gin/...'` resolve from the project root
-        directory = os.path.dirname(os.path.abspath(path))
-        while directory != os.path.dirname(directory):
-            gin.add_config_file_search_path(directory)
-            directory = os.path.dirname(directory)
-    try:
-        gin.parse_config_files_and_bindings(gin_files, gin_params, finalize_config=False)
-    except (ValueError, KeyError, SyntaxError, ImportError) as e:
-        raise UserError(f"bad gin configuration: {e}\nCheck the spelling of the configurable and "
-                        f"parameter names in your --gin_file/--gin_param.") from e
 
 
 def _run(argv):

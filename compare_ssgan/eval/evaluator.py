@@ -292,8 +292,7 @@ class Evaluator:
             logging.warning("Scoring %s images with the CIFAR-10 classifier (images resized to 32x32): "
                             "its numbers only compare runs on %s with each other.", data.name, data.name)
         self.label = self.network.info.label  # e.g. "FID (CIFAR-10 classifier)"
-        self.metric_labels = {"fid": self.label, "kid": self.label.replace("FID", "KID", 1),
-                              "inception_score": self.label.replace("FID", "IS", 1)}
+        self.metric_labels = metric_labels(self.label)
         self.real_features, self.real_logits = real_activations(
             data, self.real_split, self.network, self.opts.num_samples)
         gan = trainer.gan
@@ -307,66 +306,8 @@ class Evaluator:
                 "Every record names them under 'warnings'.", len(self.untracked), len(generator.weights),
                 ", ".join(self.untracked[:4]), ", ..." if len(self.untracked) > 4 else "")
 
-    # What is constant for the run: written beside every score.
     def _run_description(self):
-        t, gan, opts = self.trainer, self.trainer.gan, self.trainer.opts
-        return {
-            "model": gan.name,
-            "tasks": [type(task).__name__ for task in getattr(gan, "tasks", [])],
-            "adversarial_weight": getattr(gan, "adversarial_weight", None),
-            "conditional": getattr(gan, "conditional", None),
-            "architecture": gan.arch.name,
-            "architecture_config": dataclasses.asdict(gan.arch),
-            "loss": getattr(gan.loss_fn, "__name__", str(gan.loss_fn)),
-            "penalty": getattr(gan.penalty_fn, "__name__", str(gan.penalty_fn)),
-            "lambda": gan.penalty_weight,
-            "beta1": opts.beta1, "beta2": opts.beta2, "disc_iters": opts.disc_iters,
-            "g_lr": opts.g_lr, "d_lr": opts.d_lr, "batch_size": opts.batch_size,
-            "training_steps": opts.training_steps, "ema_decay": opts.ema_decay, "seed": opts.seed,
-            "dataset": t.data.name, "dataset_source": t.data.source_description,
-            "model_dir": os.path.abspath(self.model_dir),
-            "code_version": provenance.CODE_VERSION,
-        }
-
-    def _fake_set(self, index):
-        """Features and logits of fake set `index`, or a status: 'ok' | 'collapsed' | 'diverged'."""
-        n, z_dim = self.opts.num_samples, self.trainer.gan.arch.z_dim
-        num_classes = self.trainer.data.num_classes
-        z = architectures.sample_latents(self.trainer.gan.arch, [n, z_dim], [self.opts.eval_seed, index])
-        # Balanced labels in a seeded random order (only conditional generators read them).
-        labels = np.random.default_rng([self.opts.eval_seed, index]).permutation(np.arange(n) % num_classes)
-        labels = tf.constant(labels, tf.int32)
-        features, logits, first, spread = [], [], None, 0.0
-        for start in range(0, n, self.opts.sample_batch_size):
-            stop = min(n, start + self.opts.sample_batch_size)
-            images = self._generate(z[start:stop], labels[start:stop]).numpy()
-            if not np.isfinite(images).all():
-                return "diverged", None, None
-            first = images[0] if first is None else first
-            spread = max(spread, float(np.max(np.abs(images - first))))
-            # Not rounded to 8 bits (real images are, being stored so): compare_gan's protocol.
-            f, l = self.network(images)
-            if not (np.isfinite(f).all() and np.isfinite(l).all()):
-                return "diverged", None, None
-            features.append(f)
-            logits.append(l)
-        status = "collapsed" if spread < _COLLAPSE_TOLERANCE else "ok"
-        return status, np.concatenate(features), np.concatenate(logits)
-
-    def _set_scores(self, features, logits, status):
-        try:
-            fid = metrics.fid_from_activations(self.real_features, features)
-            kid, kid_se = metrics.kernel_inception_distance(self.real_features, features,
-                                                            self.opts.kid_max_block_size)
-            score, score_std = metrics.inception_score_from_logits(logits, self.opts.inception_score_splits)
-        except ValueError as e:
-            if status == "ok":
-                raise
-            logging.warning("Metrics undefined for a %s generator: %s", status, e)
-            return {"status": status, "fid": None, "kid": None, "kid_block_std": None,
-                    "inception_score": None, "inception_score_split_std": None}
-        return {"status": status, "fid": fid, "kid": kid, "kid_block_std": kid_se,
-                "inception_score": score, "inception_score_split_std": score_std}
+        return run_description(self.trainer)
 
     def evaluate(self, path):
         """Scores the checkpoint at `path`; returns the record (not yet written)."""
@@ -380,19 +321,12 @@ class Evaluator:
                             f"{str(e).splitlines()[0][:300]}. If the gin config changed since "
                             f"training, evaluate with the original config.") from e
         step = int(self.trainer.step.numpy())
-        per_set = []
-        for index in range(self.opts.num_fake_sets):
-            status, features, logits = self._fake_set(index)
-            if status == "diverged":
-                per_set = [{"status": "diverged"}]
-                break
-            per_set.append(self._set_scores(features, logits, status))
-        statuses = {s["status"] for s in per_set}
-        status = "diverged" if "diverged" in statuses else "collapsed" if "collapsed" in statuses else "ok"
-        record = results.score_header("checkpoint", step, os.path.basename(path), status)
-        for name, key in (("fid", "fid"), ("kid", "kid"), ("inception_score", "inception_score")):
-            mean, std = _mean_std([s.get(key) for s in per_set]) if status != "diverged" else (None, None)
-            record[name], record[f"{name}_std"] = mean, std
+        per_set = score_generated_sets(lambda z, y: self._generate(z, y).numpy(), self.trainer.gan.arch,
+                                       self.trainer.gan.arch.z_dim, self.trainer.data.num_classes,
+                                       self.network, self.real_features, self.opts)
+        combined = combine_sets(per_set)
+        record = results.score_header("checkpoint", step, os.path.basename(path), combined.pop("status"))
+        record.update(combined)
         record.update(self._context(), per_set=per_set, eval_seconds=round(time.time() - start, 2))
         results.validate(_json_safe(record), f"the score of {path}")
         return record
@@ -430,15 +364,8 @@ class Evaluator:
         append_score(self.model_dir, record)
 
     def _log(self, record):
-        def fmt(name, digits):
-            mean, std = record[name], record[f"{name}_std"]
-            if mean is None:
-                return f"{self.metric_labels[name]} null"
-            return f"{self.metric_labels[name]} {mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
-
-        logging.info("step %d | %s | %s | %s | %s | %d set(s) x %d samples vs %s split | %.1fs",
-                     record["step"], record["status"], fmt("fid", 3), fmt("kid", 5),
-                     fmt("inception_score", 3), record["num_fake_sets"], record["num_samples"],
+        logging.info("step %d | %s | %d set(s) x %d samples vs %s split | %.1fs", record["step"],
+                     summary_line(record), record["num_fake_sets"], record["num_samples"],
                      record["real_split"], record["eval_seconds"])
 
     def scored_steps(self):
@@ -464,6 +391,110 @@ class Evaluator:
             if append_score(self.model_dir, record):
                 written.append(record["step"])
         return written
+
+
+def metric_labels(label):
+    """{"fid", "kid", "inception_score"} -> their names, from the network's FID label."""
+    return {"fid": label, "kid": label.replace("FID", "KID", 1), "inception_score": label.replace("FID", "IS", 1)}
+
+
+def generated_set(generate, network, prior, z_dim, num_classes, opts, index):
+    """Features and logits of fake set `index` of `generate(z, labels) -> images`, with a
+    status: 'ok' | 'collapsed' | 'diverged'. `prior` is what architectures.sample_latents reads."""
+    n = opts.num_samples
+    z = architectures.sample_latents(prior, [n, z_dim], [opts.eval_seed, index])
+    # Balanced labels in a seeded random order (only conditional generators read them).
+    labels = np.random.default_rng([opts.eval_seed, index]).permutation(np.arange(n) % num_classes)
+    labels = tf.constant(labels, tf.int32)
+    features, logits, first, spread = [], [], None, 0.0
+    for start in range(0, n, opts.sample_batch_size):
+        stop = min(n, start + opts.sample_batch_size)
+        images = np.asarray(generate(z[start:stop], labels[start:stop]))
+        if not np.isfinite(images).all():
+            return "diverged", None, None
+        first = images[0] if first is None else first
+        spread = max(spread, float(np.max(np.abs(images - first))))
+        # Not rounded to 8 bits (real images are, being stored so): compare_gan's protocol.
+        f, l = network(images)
+        if not (np.isfinite(f).all() and np.isfinite(l).all()):
+            return "diverged", None, None
+        features.append(f)
+        logits.append(l)
+    status = "collapsed" if spread < _COLLAPSE_TOLERANCE else "ok"
+    return status, np.concatenate(features), np.concatenate(logits)
+
+
+def set_scores(real_features, features, logits, status, opts):
+    """FID, KID and IS of one fake set against the real features."""
+    try:
+        fid = metrics.fid_from_activations(real_features, features)
+        kid, kid_se = metrics.kernel_inception_distance(real_features, features, opts.kid_max_block_size)
+        score, score_std = metrics.inception_score_from_logits(logits, opts.inception_score_splits)
+    except ValueError as e:
+        if status == "ok":
+            raise
+        logging.warning("Metrics undefined for a %s generator: %s", status, e)
+        return {"status": status, "fid": None, "kid": None, "kid_block_std": None,
+                "inception_score": None, "inception_score_split_std": None}
+    return {"status": status, "fid": fid, "kid": kid, "kid_block_std": kid_se,
+            "inception_score": score, "inception_score_split_std": score_std}
+
+
+def score_generated_sets(generate, prior, z_dim, num_classes, network, real_features, opts):
+    """Per-set scores of `opts.num_fake_sets` sets drawn from `generate(z, labels)`."""
+    per_set = []
+    for index in range(opts.num_fake_sets):
+        status, features, logits = generated_set(generate, network, prior, z_dim, num_classes, opts, index)
+        if status == "diverged":
+            return [{"status": "diverged"}]
+        per_set.append(set_scores(real_features, features, logits, status, opts))
+    return per_set
+
+
+def combine_sets(per_set):
+    """The record's status and the metrics' mean and std over the fake sets."""
+    statuses = {s["status"] for s in per_set}
+    status = "diverged" if "diverged" in statuses else "collapsed" if "collapsed" in statuses else "ok"
+    combined = {"status": status}
+    for name in ("fid", "kid", "inception_score"):
+        mean, std = _mean_std([s.get(name) for s in per_set]) if status != "diverged" else (None, None)
+        combined[name], combined[f"{name}_std"] = mean, std
+    return combined
+
+
+def summary_line(record):
+    """One human-readable line of a record's metrics, each named by its feature network."""
+    labels = record["metric_labels"]
+
+    def fmt(name, digits):
+        mean, std = record[name], record[f"{name}_std"]
+        if mean is None:
+            return f"{labels[name]} null"
+        return f"{labels[name]} {mean:.{digits}f}" + (f" ± {std:.{digits}f}" if std is not None else "")
+
+    return f"{record['status']} | {fmt('fid', 3)} | {fmt('kid', 5)} | {fmt('inception_score', 3)}"
+
+
+def run_description(trainer):
+    """What is constant for a run (a training.Trainer): written beside every score."""
+    t, gan, opts = trainer, trainer.gan, trainer.opts
+    return {
+        "model": gan.name,
+        "tasks": [type(task).__name__ for task in getattr(gan, "tasks", [])],
+        "adversarial_weight": getattr(gan, "adversarial_weight", None),
+        "conditional": getattr(gan, "conditional", None),
+        "architecture": gan.arch.name,
+        "architecture_config": dataclasses.asdict(gan.arch),
+        "loss": getattr(gan.loss_fn, "__name__", str(gan.loss_fn)),
+        "penalty": getattr(gan.penalty_fn, "__name__", str(gan.penalty_fn)),
+        "lambda": gan.penalty_weight,
+        "beta1": opts.beta1, "beta2": opts.beta2, "disc_iters": opts.disc_iters,
+        "g_lr": opts.g_lr, "d_lr": opts.d_lr, "batch_size": opts.batch_size,
+        "training_steps": opts.training_steps, "ema_decay": opts.ema_decay, "seed": opts.seed,
+        "dataset": t.data.name, "dataset_source": t.data.source_description,
+        "model_dir": os.path.abspath(t.model_dir),
+        "code_version": provenance.CODE_VERSION,
+    }
 
 
 # -- schedules ----------------------------------------------------------------------------------
