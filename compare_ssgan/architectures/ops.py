@@ -13,6 +13,16 @@ import tensorflow as tf
 from keras import ops
 
 
+def fresh(initializer):
+    """A new instance of an initializer object. A Keras 3 initializer instance fixes its seed
+    when it is built, so one instance shared by several layers gives them identical weights;
+    every layer gets its own copy (seeded from the global seed keras.utils.set_random_seed sets)."""
+    if isinstance(initializer, keras.initializers.Initializer):
+        config = dict(initializer.get_config(), seed=None)
+        return type(initializer).from_config(config)
+    return initializer
+
+
 def _l2_normalize(x, eps=1e-12):
     return x * tf.math.rsqrt(tf.maximum(tf.reduce_sum(tf.square(x)), eps))
 
@@ -57,7 +67,7 @@ class Dense(_SpectralNormMixin, keras.layers.Dense):
     """keras Dense with optional spectral normalisation of its kernel."""
 
     def __init__(self, units, spectral_norm=False, **kwargs):
-        kwargs.setdefault("kernel_initializer", "glorot_uniform")
+        kwargs["kernel_initializer"] = fresh(kwargs.get("kernel_initializer", "glorot_uniform"))
         super().__init__(units, **kwargs)
         self.spectral_norm = spectral_norm
 
@@ -77,6 +87,7 @@ class Conv2D(_SpectralNormMixin, keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, strides=1, spectral_norm=False, **kwargs):
         kwargs.setdefault("padding", "same")
+        kwargs["kernel_initializer"] = fresh(kwargs.get("kernel_initializer", "glorot_uniform"))
         super().__init__(filters, kernel_size, strides=strides, **kwargs)
         self.spectral_norm = spectral_norm
 
@@ -96,6 +107,7 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def __init__(self, filters, kernel_size, strides=2, **kwargs):
         kwargs.setdefault("padding", "same")
+        kwargs["kernel_initializer"] = fresh(kwargs.get("kernel_initializer", "glorot_uniform"))
         super().__init__(filters, kernel_size, strides=strides, **kwargs)
 
 
@@ -106,7 +118,7 @@ class Embedding(_SpectralNormMixin, keras.layers.Layer):
     def __init__(self, num_classes, dim, spectral_norm=False, initializer="glorot_normal", **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.dim, self.spectral_norm = int(num_classes), int(dim), spectral_norm
-        self.initializer = keras.initializers.get(initializer)
+        self.initializer = fresh(keras.initializers.get(initializer))
 
     def build(self, input_shape=None):
         self.kernel = self.add_weight(shape=(self.num_classes, self.dim), initializer=self.initializer,
