@@ -22,6 +22,7 @@ setuptools.setup(
         "scipy>=1.13,<2",
         "pillow>=10",
         "matplotlib>=3.8,<4",
+        "scikit-learn>=1.5,<2",  # the linear probes' logistic regression (compare_ssgan/eval/probes.py)
     ],
     extras_require={
         "test": ["pytest>=8"],
