@@ -7,6 +7,8 @@ robustness: SS-GAN Table 2's layout. Rows: penalty, lambda, beta1, beta2, D iter
 dataset a column per model with mean ± std of the final-step FID over seeds; the better
 (lower) model of a row is marked; FID > 100 is flagged as collapsed.
 sample_quality: SS-GAN Table 1's layout: the best final-step FID over seeds per model.
+representation: SS-GAN Table 3's layout from the runs' linear probes (probes.jsonl; see
+benchmarks/representation_table.py), and with --plot_dir Figure 8's probe-vs-step curves.
 runs: one row per run (setting, model, seed, final step, FID ± std over sample sets, KID,
 state, the code version that scored it), the per-seed values behind the other two tables.
 Under each table: the feature network that produced the FID (papers use Inception; any other
@@ -22,7 +24,8 @@ import sys
 from absl import app, flags
 
 flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
-flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality", "runs"], "Which table.")
+flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality", "runs", "representation"],
+                  "Which table (representation: benchmarks/representation_table.py).")
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
 flags.DEFINE_string("output", None, "Write the table here instead of stdout.")
 flags.DEFINE_string("plot_dir", None, "Also draw FID-vs-step curves here (PNG).")
@@ -309,6 +312,16 @@ def main(argv):
     del argv
     if not FLAGS.results:
         raise app.UsageError("--results is required")
+    if FLAGS.table == "representation":  # the runs' probes.jsonl, not the sweep's scores
+        import representation_table
+
+        try:
+            representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
+                                      MODEL_NAMES, MODEL_ORDER)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        return
     try:
         records = select(load(FLAGS.results), FLAGS.feature_network, FLAGS.num_samples)
     except (FileNotFoundError, ValueError) as e:
