@@ -31,7 +31,8 @@ def test_forgetting_runs_both_variants_and_resumes(tmp_path):
             log = results[name]["log"]
             assert [(r["task"], r["task_iteration"]) for r in log] == [(t, i) for t in range(10) for i in (0, 2)]
             assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in log)
-        assert results["rotation"]["log"][1]["rotation_loss"] > 0 and results["plain"]["log"][1]["rotation_loss"] is None
+        assert results["rotation"]["log"][1]["rotation_loss"] > 0
+        assert results["plain"]["log"][1]["rotation_loss"] is None
         assert results["rotation"]["log"][1]["task_iteration"] == 2
         # Same initial weights, same first test set: the same accuracy before any update.
         assert results["plain"]["log"][0]["test_accuracy"] == results["rotation"]["log"][0]["test_accuracy"]
