@@ -1,6 +1,6 @@
 """Linear probes of D's blocks (compare_ssgan/eval/probes.py): the classifier recovers a known
-answer, --schedule=probe probes every checkpoint and block and resumes without redoing work,
-bad settings are refused."""
+answer, eval_after_train (with probe.enabled) probes every checkpoint and block, --schedule=probe
+resumes without redoing work, bad settings are refused."""
 import os
 
 import gin
@@ -76,15 +76,18 @@ def _parse(folder, *params):
     return distribute.make_strategy()
 
 
-def test_probe_schedule_probes_every_checkpoint_and_resumes(tmp_path, monkeypatch):
+def test_probes_after_training_and_resume(tmp_path, monkeypatch):
     folder = tiny_cifar10_folder(tmp_path / "cifar", train_per_class=8, test_per_class=4)
     monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(tmp_path / "cache"))
     model_dir = str(tmp_path / "run")
     try:
         with pytest.raises(UserError, match="no checkpoints to probe"):
             runner.run(model_dir, "probe", _parse(folder))
-        runner.run(model_dir, "train", _parse(folder))  # smoke: checkpoints at steps 2 and 4
-        runner.run(model_dir, "probe", _parse(folder))
+        # smoke: checkpoints at steps 2 and 4, scored, then probed (probe.enabled)
+        runner.run(model_dir, "eval_after_train", _parse(
+            folder, "probe.enabled=True", "evaluation.num_samples=40", "evaluation.num_fake_sets=1",
+            "evaluation.inception_score_splits=2"))
+        assert os.path.exists(os.path.join(model_dir, "scores.jsonl"))
         records = probes.read_probes(model_dir)
         assert sorted((r["step"], r["block"]) for r in records) == [(s, b) for s in (2, 4) for b in range(4)]
         for r in records:
