@@ -433,9 +433,3 @@ def probe_run(trainer):
                  os.path.join(trainer.model_dir, PROBES_FILE))
     return written
 
-
-def maybe_probe(trainer):
-    """After eval_after_train / continuous_eval: probes every checkpoint if probe.enabled."""
-    if probe_options().enabled:
-        return probe_run(trainer)
-    return []
