@@ -45,6 +45,7 @@ def test_probe_recovers_label_information(informative):
     ({"inverse_regularization": (1.0, -1.0)}, "inverse_regularization"),
     ({"solver": "adam"}, "unknown probe.solver"),
     ({"inverse_regularization": (0.1, 1.0), "validation_fraction": 1.0}, "validation_fraction"),
+    ({"steps": (500, -1)}, "probe.steps"),
 ])
 def test_bad_settings_are_refused(params, message):
     with pytest.raises(UserError, match=message):
