@@ -23,6 +23,7 @@ setuptools.setup(
         "jsonschema>=4.18,<5",  # the result record schema (compare_ssgan/results.py)
         "pillow>=10",
         "matplotlib>=3.8,<4",
+        "scikit-learn>=1.5,<2",  # the linear probes' logistic regression (compare_ssgan/eval/probes.py)
     ],
     extras_require={
         "test": ["pytest>=8"],

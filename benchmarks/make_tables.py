@@ -19,6 +19,8 @@ per model) with the same statistics. sample_quality: SS-GAN Table 1's layout, be
 runs: one row per run, the per-seed values behind the others.
 Under each table: the feature network and sample count (an FID from a network other than
 Inception is not comparable to the papers'). --plot_dir also draws metric-versus-step curves.
+representation: SS-GAN Table 3's layout from the runs' linear probes (probes.jsonl; see
+benchmarks/representation_table.py), and with --plot_dir Figure 8's probe-vs-step curves.
 """
 import collections
 import math
@@ -516,6 +518,16 @@ def main(argv):
     del argv
     if not FLAGS.results:
         raise app.UsageError("--results is required")
+    if FLAGS.table == "representation":  # the runs' probes.jsonl, not the sweep's scores
+        import representation_table
+
+        try:
+            representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
+                                      MODEL_NAMES, MODEL_ORDER)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        return
     function, kind = TABLES[FLAGS.table] if FLAGS.table else (by_axes_table, "score")
     metrics = [m for m in results.METRICS if (m in ("train_top1", "test_top1")) == (kind == "probe")]
     try:
@@ -541,7 +553,9 @@ def main(argv):
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
-flags.DEFINE_enum("table", None, list(TABLES), "A paper's layout; default: any sweep, grouped by its axes.")
+flags.DEFINE_enum("table", None, list(TABLES) + ["representation"],
+                  "A paper's layout (representation: benchmarks/representation_table.py); default: any "
+                  "sweep, grouped by its axes.")
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
 flags.DEFINE_string("metric", "fid", f"Which metric: {', '.join(results.METRICS)}.")
 flags.DEFINE_string("output", None, "Write the table here instead of stdout.")

@@ -9,7 +9,7 @@ from absl import logging
 from compare_ssgan import locks
 from compare_ssgan.errors import UserError
 
-SCHEDULES = ("train", "eval_after_train", "continuous_eval")
+SCHEDULES = ("train", "eval_after_train", "continuous_eval", "probe")
 
 
 def check_model_dir(model_dir):
@@ -65,6 +65,9 @@ def run(model_dir, schedule, strategy):
     _, is_chief = distribute.worker_info(strategy)  # workers share the chief's model_dir
     from compare_ssgan.eval import evaluator
 
+    from compare_ssgan.eval import probes
+
+    probe_after = schedule != "train" and probes.probe_options().enabled  # bad settings fail first
     with training_lock(model_dir) if trains and is_chief else contextlib.nullcontext():
         if trains and is_chief:
             set_aside_orphan_scores(model_dir, training.CHECKPOINT_SUBDIR, evaluator.SCORES_FILE)
@@ -72,6 +75,12 @@ def run(model_dir, schedule, strategy):
             return training.Trainer(model_dir, strategy).train()
 
         trainer = training.Trainer(model_dir, strategy)
+        if schedule == "probe":
+            return probes.probe_run(trainer)
         if schedule == "eval_after_train":
-            return evaluator.eval_after_train(trainer)
-        return evaluator.continuous_eval(trainer)
+            result = evaluator.eval_after_train(trainer)
+        else:
+            result = evaluator.continuous_eval(trainer)
+        if probe_after:  # every checkpoint, once the scores are written
+            probes.probe_run(trainer)
+        return result

@@ -1,0 +1,136 @@
+"""SS-GAN's representation table and curves (Chen et al., CVPR 2019, Table 3 and Figure 8).
+
+python benchmarks/make_tables.py --results=sweeps/rep --table=representation --format=markdown \
+    --plot_dir=sweeps/rep/plots
+
+Reads every probes.jsonl under --results (one per run, written by --schedule=probe, see
+compare_ssgan/eval/probes.py). Table: a row per model (Uncond-GAN, Cond-GAN, Rot-only,
+SS-GAN, SS-GAN (sBN), then any other), a column per D block, the cell the mean ± std over
+seeds of the linear probe's test top-1 at each run's last probed step; the best model of
+each block in bold. Curves: test top-1 against the GAN's generator step, a panel per block,
+a line per model (mean over seeds, band: ± std). A table never mixes probe settings or
+datasets: the records must agree (pick a subset with --results).
+"""
+import collections
+import json
+import math
+import os
+
+
+def load_probes(path):
+    """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == "probes.jsonl")
+    if not files:
+        raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
+    records = []
+    for name in files:
+        with open(name) as f:
+            records += [json.loads(line) for line in f if line.strip()]
+    settings = {json.dumps([r.get("dataset"), r.get("probe"), r.get("num_train"), r.get("num_test")],
+                           sort_keys=True) for r in records}
+    if len(settings) > 1:
+        raise ValueError(f"the probes under {path} mix datasets or probe settings ({len(settings)} kinds): "
+                         f"point --results at runs probed alike")
+    return records
+
+
+def _mean_std(values):
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std
+
+
+def final_cells(records):
+    """{model: {block: [test top-1 per seed at the run's last probed step]}}, and those steps."""
+    last = {}
+    for r in records:
+        last[r["model_dir"]] = max(last.get(r["model_dir"], r["step"]), r["step"])
+    cells = collections.defaultdict(lambda: collections.defaultdict(list))
+    for r in records:
+        if r["step"] == last[r["model_dir"]]:
+            cells[r["model"]][r["block"]].append(r["test_top1"])
+    return cells, sorted(set(last.values()))
+
+
+def table(records, fmt, render, names, order):
+    cells, steps = final_cells(records)
+    models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
+    blocks = sorted({b for c in cells.values() for b in c})
+    best = {b: max((_mean_std(cells[m][b])[0] for m in models if cells[m].get(b)), default=None) for b in blocks}
+    rows = []
+    for m in models:
+        row = [names.get(m, m)]
+        for b in blocks:
+            values = cells[m].get(b)
+            if not values:
+                row.append("—")
+                continue
+            mean, std = _mean_std(values)
+            text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(values)})"
+            if len(models) > 1 and mean == best[b]:
+                text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
+            row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
+        rows.append(row)
+    r = records[0]
+    pooling = (f"average-pooled to {r['probe']['pooled_size']}x{r['probe']['pooled_size']}"
+               if r["probe"].get("pooled_size") else
+               f"average-pooled to <= {r['probe']['max_features']:,} dims (Zhang et al.)")
+    notes = [f"Linear probe (multinomial logistic regression, C in {r['probe']['inverse_regularization']}) "
+             f"on each D block of {r['dataset']} runs; {pooling}; trained on {r['num_train']:,} "
+             f"{r['train_split']} images, top-1 on {r['num_test']:,} {r['test_split']} images.",
+             f"Mean ± std (sample std) over seeds (count in parentheses) at each run's last probed GAN step "
+             f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
+    unconverged = sum(not x.get("converged", True) for x in records)
+    if unconverged:
+        notes.append(f"{unconverged} probe fit(s) stopped at max_iter before converging.")
+    return render(["Model"] + [f"Block {b}" for b in blocks], rows, notes, fmt)
+
+
+def plot_curves(records, plot_dir, names, order):
+    """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
+    for r in records:
+        series[r["block"]][r["model"]][r["step"]].append(r["test_top1"])
+    blocks = sorted(series)
+    fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.2), squeeze=False, sharey=True)
+    for ax, block in zip(axes[0], blocks):
+        for model in sorted(series[block], key=lambda m: order.index(m) if m in order else len(order)):
+            steps = sorted(series[block][model])
+            stats = [_mean_std(series[block][model][s]) for s in steps]
+            means = [m for m, _ in stats]
+            stds = [s or 0.0 for _, s in stats]
+            ax.plot(steps, means, marker="o", label=names.get(model, model))
+            ax.fill_between(steps, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                            alpha=0.2)
+        ax.set_title(f"Block {block}", fontsize=10)
+        ax.set_xlabel("GAN generator step")
+    axes[0, 0].set_ylabel(f"probe test top-1 ({records[0]['dataset']})")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(plot_dir, exist_ok=True)
+    path = os.path.join(plot_dir, f"probe_vs_step_{records[0]['dataset']}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(results, fmt, output, plot_dir, render, names, order):
+    """make_tables.py --table=representation: the table to `output` (or stdout), the curves to
+    `plot_dir` (if given)."""
+    import sys
+
+    records = load_probes(results)
+    text = table(records, fmt, render, names, order)
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if plot_dir:
+        print(f"wrote {plot_curves(records, plot_dir, names, order)}", file=sys.stderr)
