@@ -4,8 +4,6 @@
 binding, unknown names, missing data, unwritable model_dir, corrupted checkpoint, NaN loss)
 end with one message naming the fix and exit code 2, not a traceback.
 """
-import os
-import sys
 
 from compare_ssgan import cli
 
@@ -36,13 +34,7 @@ def _run(argv):
     runner.run(FLAGS.model_dir, FLAGS.schedule, strategy)
 
 
-def main(argv):
-    try:
-        _run(argv)
-    except UserError as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+main = cli.exit_on_user_error(_run)
 
 
 if __name__ == "__main__":
