@@ -86,7 +86,6 @@ class GANModel:
         self.global_batch, self.num_replicas = global_batch, num_replicas
         self.per_replica_batch = global_batch // num_replicas
         self.g_global_batch = g_multiplier * global_batch
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         self.generator, self.discriminator = architectures.build(arch_config, image_shape, num_classes)
         for task in self.tasks:
             task.build(self.discriminator, arch_config.d_spectral_norm, global_batch, num_replicas)
@@ -101,6 +100,9 @@ class GANModel:
             self.ema_generator, _ = architectures.build(arch_config, image_shape, num_classes)
             for target, source in zip(self.ema_generator.weights, self.generator.weights):
                 target.assign(source)
+        # Created last, as the training loop once did: variables made before the networks would
+        # shift how the run's random initialisation is drawn.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
 
     @property
     def d_variables(self):
