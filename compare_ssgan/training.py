@@ -33,6 +33,7 @@ class Options:
     beta1: float
     beta2: float
     ema_decay: float | None
+    ema_start_step: int
     log_every: int
     save_every: int
     sample_every: int
@@ -42,10 +43,11 @@ class Options:
 
 @gin.configurable
 def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e-4, d_lr=2e-4,
-            beta1=0.0, beta2=0.9, ema_decay=None, log_every=100, save_every=5000,
+            beta1=0.0, beta2=0.9, ema_decay=None, ema_start_step=0, log_every=100, save_every=5000,
             sample_every=5000, keep_checkpoints=1000, deterministic=False):
     """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
-    turns on TensorFlow's op determinism (slower) for bit-reproducible runs."""
+    turns on TensorFlow's op determinism (slower) for bit-reproducible runs; the EMA generator
+    (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start)."""
     if training_steps < 0 or batch_size < 1 or disc_iters < 1:
         raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
     for name, every in (("log_every", log_every), ("save_every", save_every), ("sample_every", sample_every)):
@@ -53,7 +55,7 @@ def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e
             raise UserError(f"options.{name} must be >= 1 (got {every})")
     return Options(int(training_steps), int(batch_size), int(seed), int(disc_iters), float(g_lr),
                    float(d_lr), float(beta1), float(beta2),
-                   None if ema_decay is None else float(ema_decay), int(log_every),
+                   None if ema_decay is None else float(ema_decay), int(ema_start_step), int(log_every),
                    int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic))
 
 
@@ -100,8 +102,8 @@ class Trainer:
         with strategy.scope():
             self.gan = GANModel(arch, self.data.image_shape, self.data.num_classes,
                                 self.opts.batch_size, replicas, self.opts.g_lr, self.opts.d_lr,
-                                self.opts.beta1, self.opts.beta2, self.opts.ema_decay)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+                                self.opts.beta1, self.opts.beta2, self.opts.ema_decay, self.opts.ema_start_step)
+            self.step = self.gan.step  # the generator step; tasks and the EMA read it
             self.checkpoint = tf.train.Checkpoint(step=self.step, **self.gan.trackables())
         self.task, self.is_chief = distribute.worker_info(strategy)
         self.checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)

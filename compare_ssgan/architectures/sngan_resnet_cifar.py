@@ -29,9 +29,11 @@ def generator(config, image_shape, num_classes, multipliers, base_channels):
                                   output="tanh", spectral_norm=config.g_spectral_norm, name="generator")
 
 
-def discriminator_blocks(channels, downsample, spectral_norm, attention_after=()):
+def discriminator_blocks(channels, downsample, spectral_norm, attention_after=(),
+                         kernel_initializer=blocks.SNGAN_RESIDUAL_INIT, shortcut_initializer=blocks.SNGAN_INIT):
     """SNGAN's D blocks: optimized first block, conv1 shortcuts where the shape changes,
-    identity otherwise; `attention_after`: indices followed by a non-local block (BigGAN)."""
+    identity otherwise; `attention_after`: indices followed by a non-local block (BigGAN);
+    the initialisers default to SNGAN's (BigGAN-PyTorch's CIFAR script uses N(0, 0.02))."""
     from compare_ssgan.architectures import ops
 
     layers, previous = [], None
@@ -39,7 +41,7 @@ def discriminator_blocks(channels, downsample, spectral_norm, attention_after=()
         learnable = i == 0 or down or c != previous
         block = blocks.DiscriminatorBlock(
             c, down, spectral_norm, shortcut=1 if learnable else "identity", optimized=i == 0,
-            kernel_initializer=blocks.SNGAN_RESIDUAL_INIT, shortcut_initializer=blocks.SNGAN_INIT,
+            kernel_initializer=kernel_initializer, shortcut_initializer=shortcut_initializer,
             name=f"block{i}")
         if i in attention_after:
             block = blocks.WithAttention(block, ops.NonLocalBlock(c, spectral_norm, name=f"attention{i}"),

@@ -16,30 +16,32 @@ import gin
 import tensorflow as tf
 
 from compare_ssgan.errors import UserError
+from compare_ssgan.gans.task import Task, replica_slice
 
 _SEED_TAG = 0x4352  # "CR"
 PADDINGS = ("reflect", "constant")
 
 
-def augment(images, seed, translation=4, flip=True, padding="reflect", first=0, total=None):
+def augment(images, seed, translation=4, flip=True, padding="reflect", total=None):
     """T(x) per image, stateless: random horizontal flip, then a random shift of
     [-translation, translation] pixels in each direction (pad, then crop back).
 
-    The random choices are drawn for `total` images (default: this batch) and rows
-    first..first+N are used, so a replica transforming its slice of a global batch makes the
-    same choices as one device transforming the whole batch."""
+    With `total` (the global batch), the random choices are drawn for `total` images and this
+    replica's rows are used (`replica_slice`), so a replica transforming its slice of a global
+    batch makes the same choices as one device transforming the whole batch."""
     seed_flip, seed_shift = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     n = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+    pick = (lambda draw: draw) if total is None else replica_slice  # noqa: E731
     total = n if total is None else total
     height, width = images.shape[1], images.shape[2]
     if flip:
-        do_flip = tf.random.stateless_uniform([total], seed=seed_flip)[first:first + n] < 0.5
+        do_flip = pick(tf.random.stateless_uniform([total], seed=seed_flip)) < 0.5
         images = tf.where(do_flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
     if translation:
         p = translation
         padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode=padding.upper())
-        offsets = tf.random.stateless_uniform([total, 2], seed=seed_shift, minval=0, maxval=2 * p + 1,
-                                              dtype=tf.int32)[first:first + n]
+        offsets = pick(tf.random.stateless_uniform([total, 2], seed=seed_shift, minval=0, maxval=2 * p + 1,
+                                                   dtype=tf.int32))
         rows = offsets[:, :1] + tf.range(height)[None]  # [n, H]
         cols = offsets[:, 1:] + tf.range(width)[None]  # [n, W]
         images = tf.gather(padded, rows, axis=1, batch_dims=1)  # [n, H, W + 2p, C]
@@ -48,7 +50,7 @@ def augment(images, seed, translation=4, flip=True, padding="reflect", first=0, 
 
 
 @gin.configurable
-class ConsistencyTask:
+class ConsistencyTask(Task):
     """Adds weight * ||D(x) - D(T(x))||^2 on real images to D's loss."""
 
     name = "consistency"
@@ -60,29 +62,17 @@ class ConsistencyTask:
             raise UserError(f"ConsistencyTask.translation must be >= 0 (got {translation})")
         self.weight, self.translation = float(weight), int(translation)
         self.flip, self.padding = bool(flip), padding
-        self.global_batch = self.per_replica = None
+        self.global_batch = None
 
     def build(self, discriminator, spectral_norm, global_batch, num_replicas):
-        del discriminator, spectral_norm  # no variables of its own
-        self.global_batch, self.per_replica = global_batch, global_batch // num_replicas
-
-    @property
-    def d_layers(self):
-        return []
-
-    @property
-    def g_layers(self):
-        return []
+        del discriminator, spectral_norm, num_replicas  # no variables of its own
+        self.global_batch = global_batch
 
     def transform(self, images, seed):
         """T on this replica's slice of the global real batch (choices drawn globally, so any
         replica count transforms each image alike)."""
         seed = tf.random.experimental.stateless_fold_in(seed, _SEED_TAG)
-        if self.global_batch is None:  # used outside a GANModel (not built)
-            return augment(images, seed, self.translation, self.flip, self.padding)
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return augment(images, seed, self.translation, self.flip, self.padding,
-                       first=replica * self.per_replica, total=self.global_batch)
+        return augment(images, seed, self.translation, self.flip, self.padding, total=self.global_batch)
 
     def consistency(self, discriminator, real, real_logits, labels, seed):
         """mean((D(x) - D(T(x)))^2), unweighted."""
@@ -96,7 +86,3 @@ class ConsistencyTask:
         labels = ctx.labels if getattr(ctx, "fake_labels", None) is not None else None
         loss = self.consistency(ctx.discriminator, ctx.real, ctx.real_logits, labels, ctx.seed)
         return self.weight * loss, {"consistency_loss": loss}
-
-    def g_loss(self, ctx):
-        del ctx
-        return tf.constant(0.0), {}

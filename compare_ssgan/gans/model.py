@@ -10,10 +10,10 @@ Labels: with `model.conditional = True` (Cond-GAN) G and D get labels: D sees re
 their dataset labels and generated images with the labels G was given, which are drawn
 uniformly from the classes with the step's stateless seed (one global draw sliced per replica,
 like the latents). Unconditional models pass labels=None to both networks.
-"""
-import dataclasses
-from typing import Any
 
+The model owns the generator step (`step`, G updates so far; the training loop advances and
+checkpoints it): tasks read it from the StepContext, the EMA from `self.step`.
+"""
 import gin
 import keras
 import tensorflow as tf
@@ -21,39 +21,27 @@ import tensorflow as tf
 from compare_ssgan import architectures
 from compare_ssgan.errors import UserError
 from compare_ssgan.gans import losses, penalties
+from compare_ssgan.gans.task import StepContext, Task, replica_slice
+
+__all__ = ["GANModel", "StepContext", "model"]
 
 
 @gin.configurable
-def model(name="uncond", tasks=(), adversarial_weight=1.0, conditional=False):
+def model(name="uncond", tasks=(), adversarial_weight=1.0, conditional=False, g_batch_multiplier=1):
     """What to train. `name` labels results; `tasks` are self-supervision pieces
     (e.g. `[@RotationTask()]`); `adversarial_weight=0` gives the Rot-only ablation;
     `conditional=True` feeds class labels to G and D (Cond-GAN; the architecture must read them:
-    architecture.g_norm = 'conditional_batch_norm' and/or architecture.projection = True)."""
+    architecture.g_norm = 'conditional_batch_norm' and/or architecture.projection = True);
+    `g_batch_multiplier`: G's step generates this many times D's batch (LT-GAN's rows use 2:
+    "twice the batch size for G", Patel et al. 2021, supplement section 9)."""
     if not isinstance(conditional, bool):
         raise UserError(f"model.conditional must be True or False (got {conditional!r})")
-    return name, list(tasks), float(adversarial_weight), conditional
-
-
-@dataclasses.dataclass
-class StepContext:
-    """What a self-supervision task may read in a D or G step (per replica)."""
-    generator: Any
-    discriminator: Any
-    real: Any
-    fake: Any
-    real_features: Any
-    fake_features: Any
-    z: Any
-    labels: Any
-    seed: Any
-    # D's logits on `real` and `fake` (with gradient inside the step's tape; real_logits is
-    # None in a G step) and the run's adversarial loss fn(d_real, d_fake) -> (d_loss, g_loss).
-    real_logits: Any = None
-    fake_logits: Any = None
-    loss_fn: Any = None
-    # The labels G was given for `fake` (and D for its fake logits); None when unconditional.
-    # `labels` are the dataset labels of the step's real batch (in a G step: the last D batch's).
-    fake_labels: Any = None
+    if not isinstance(g_batch_multiplier, int) or g_batch_multiplier < 1:
+        raise UserError(f"model.g_batch_multiplier must be an integer >= 1 (got {g_batch_multiplier!r})")
+    for task in tasks:
+        if not isinstance(task, Task):
+            raise UserError(f"model.tasks holds {task!r}, which is not a compare_ssgan.gans.task.Task")
+    return name, list(tasks), float(adversarial_weight), conditional, g_batch_multiplier
 
 
 class _DiscriminatorView:
@@ -79,8 +67,8 @@ class GANModel:
     """Builds the networks and optimisers (call inside the strategy scope) and the steps."""
 
     def __init__(self, arch_config, image_shape, num_classes, global_batch, num_replicas,
-                 g_lr, d_lr, beta1, beta2, ema_decay=None):
-        self.name, self.tasks, self.adversarial_weight, self.conditional = model()
+                 g_lr, d_lr, beta1, beta2, ema_decay=None, ema_start_step=0):
+        self.name, self.tasks, self.adversarial_weight, self.conditional, g_multiplier = model()
         self.num_classes = num_classes
         if arch_config.uses_labels and not self.conditional:
             raise UserError(
@@ -97,6 +85,7 @@ class GANModel:
         self.arch = arch_config
         self.global_batch, self.num_replicas = global_batch, num_replicas
         self.per_replica_batch = global_batch // num_replicas
+        self.g_global_batch = g_multiplier * global_batch
         self.generator, self.discriminator = architectures.build(arch_config, image_shape, num_classes)
         for task in self.tasks:
             task.build(self.discriminator, arch_config.d_spectral_norm, global_batch, num_replicas)
@@ -105,12 +94,15 @@ class GANModel:
         self.d_optimizer = keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name="d_adam")
         self.g_optimizer.build(self.g_variables)
         self.d_optimizer.build(self.d_variables)
-        self.ema_decay = ema_decay
+        self.ema_decay, self.ema_start_step = ema_decay, int(ema_start_step)
         self.ema_generator = None
         if ema_decay is not None:
             self.ema_generator, _ = architectures.build(arch_config, image_shape, num_classes)
             for target, source in zip(self.ema_generator.weights, self.generator.weights):
                 target.assign(source)
+        # Created last, as the training loop once did: variables made before the networks would
+        # shift how the run's random initialisation is drawn.
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
 
     @property
     def d_variables(self):
@@ -135,29 +127,32 @@ class GANModel:
             for index, layer in enumerate(task.d_layers + task.g_layers):
                 objects[f"{task.name}_layer{index}"] = layer
                 objects[f"{task.name}_layer{index}_variables"] = list(layer.weights)
+            for name, (optimizer, layers) in task.optimizers().items():
+                objects[f"{task.name}_{name}"] = optimizer
+                for index, layer in enumerate(layers):
+                    objects[f"{task.name}_{name}_layer{index}"] = layer
+                    objects[f"{task.name}_{name}_layer{index}_variables"] = list(layer.weights)
         if self.ema_generator is not None:
             objects["ema_generator"] = self.ema_generator
             objects["ema_generator_variables"] = list(self.ema_generator.weights)
         return objects
 
-    def sample_latents(self, seed):
-        """This replica's slice of the global latent batch, so any replica count sees the same z."""
-        z = architectures.sample_latents(self.arch, [self.global_batch, self.arch.z_dim], seed)
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.slice(z, [replica * self.per_replica_batch, 0],
-                        [self.per_replica_batch, self.arch.z_dim])
+    def sample_latents(self, seed, global_batch=None):
+        """This replica's slice of a global latent batch (D's batch size unless given), so any
+        replica count sees the same z."""
+        batch = self.global_batch if global_batch is None else global_batch
+        return replica_slice(architectures.sample_latents(self.arch, [batch, self.arch.z_dim], seed))
 
-    def sample_fake_labels(self, seed):
+    def sample_fake_labels(self, seed, global_batch=None):
         """Uniform class labels for this replica's generated images (slice of a global draw);
         None for an unconditional model. `seed` is the latents' seed; labels use a fold of it
         so an unconditional run's latents are unchanged."""
         if not self.conditional:
             return None
         seed = tf.random.experimental.stateless_fold_in(seed, 1)
-        labels = tf.random.stateless_uniform([self.global_batch], seed=seed, minval=0,
-                                             maxval=self.num_classes, dtype=tf.int32)
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.slice(labels, [replica * self.per_replica_batch], [self.per_replica_batch])
+        batch = self.global_batch if global_batch is None else global_batch
+        return replica_slice(tf.random.stateless_uniform([batch], seed=seed, minval=0,
+                                                         maxval=self.num_classes, dtype=tf.int32))
 
     def _replica_seed(self, seed):
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
@@ -181,7 +176,7 @@ class GANModel:
             penalty = self.penalty_fn(discriminator, real, fake, self._replica_seed(seed_penalty))
             metrics = {"d_adversarial_loss": adversarial, "penalty": penalty}
             ctx = StepContext(self.generator, self.discriminator, real, fake,
-                              real_features, fake_features, z, labels, seed,
+                              real_features, fake_features, z, labels, seed, step=self.step.read_value(),
                               real_logits=d_real, fake_logits=d_fake, loss_fn=self.loss_fn,
                               fake_labels=fake_labels)
             # The weight scales the penalty too: compare_gan's Rot-only zeroes D's whole
@@ -195,10 +190,10 @@ class GANModel:
         return metrics
 
     def g_step(self, labels, seed):
-        """One generator update; G's adversarial loss depends on D(G(z)) only, so the loss
-        function is given those logits in both places."""
-        z = self.sample_latents(seed)
-        fake_labels = self.sample_fake_labels(seed)
+        """One generator update on `model.g_batch_multiplier` times D's batch; G's adversarial
+        loss depends on D(G(z)) only, so the loss function is given those logits in both places."""
+        z = self.sample_latents(seed, self.g_global_batch)
+        fake_labels = self.sample_fake_labels(seed, self.g_global_batch)
         with tf.GradientTape() as tape:
             fake = self.generator(z, fake_labels, training=True)
             # training=True: spectral norm advances u on every D call made while training, as
@@ -207,7 +202,7 @@ class GANModel:
             _, adversarial = self.loss_fn(d_fake, d_fake)
             metrics = {"g_adversarial_loss": adversarial}
             ctx = StepContext(self.generator, self.discriminator, None, fake,
-                              None, fake_features, z, labels, seed,
+                              None, fake_features, z, labels, seed, step=self.step.read_value(),
                               fake_logits=d_fake, loss_fn=self.loss_fn, fake_labels=fake_labels)
             total = self._with_task_losses(self.adversarial_weight * adversarial,
                                            [task.g_loss for task in self.tasks], ctx, metrics)
@@ -230,12 +225,15 @@ class GANModel:
         optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
     def update_ema(self):
-        """EMA of G's trainable weights; BN statistics are copied (cross-replica context)."""
+        """EMA of G's trainable weights; BN statistics are copied (cross-replica context).
+        Before `ema_start_step` generator steps the EMA copies G (decay 0), as BigGAN-PyTorch's
+        `--ema_start` (utils.py:614-638)."""
         if self.ema_generator is None:
             return
+        decay = tf.where(self.step < self.ema_start_step, 0.0, self.ema_decay)
         for target, source in zip(self.ema_generator.weights, self.generator.weights):
             if source.trainable:
-                target.assign(self.ema_decay * target + (1.0 - self.ema_decay) * source)
+                target.assign(decay * target + (1.0 - decay) * source)
             else:
                 target.assign(source)
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from compare_ssgan.architectures import ops
 from compare_ssgan.errors import UserError
+from compare_ssgan.gans.task import Task
 
 NUM_ROTATIONS = 4
 
@@ -24,7 +25,7 @@ def rotate_all(images):
 
 
 @gin.configurable
-class RotationTask:
+class RotationTask(Task):
     """Adds rotation-prediction losses to D (real images) and G (generated images)."""
 
     name = "rotation"
@@ -48,10 +49,6 @@ class RotationTask:
     @property
     def d_layers(self):
         return [self.head]
-
-    @property
-    def g_layers(self):
-        return []
 
     def _loss(self, discriminator, images, features, update_head):
         """CE and accuracy of the head on all four rotations of images[:per_replica].
