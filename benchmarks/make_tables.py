@@ -21,6 +21,8 @@ import sys
 
 from absl import app, flags
 
+from compare_ssgan import jsonl
+
 flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
 flags.DEFINE_enum("table", "robustness", ["robustness", "sample_quality", "runs"], "Which table.")
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
@@ -41,8 +43,7 @@ def load(path):
         path = os.path.join(path, "results.jsonl")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist: run benchmarks/sweep.py first")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return jsonl.read(path, strict=True)  # a torn line stops the tables, naming file and line
 
 
 def run_key(record):

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, distribute
+from compare_ssgan import architectures, checkpoints, datasets, distribute
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -108,8 +108,7 @@ class Trainer:
         # Every worker must save; only the chief's copy is kept (tf.distribute's convention).
         # Other workers keep one throwaway copy, removed when training ends.
         self.save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.save_dir, max_to_keep=self.opts.keep_checkpoints if self.is_chief else 1)
+        self._manager = None
         logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
                      f"{architectures.parameter_count(self.gan.generator):,}",
                      f"{architectures.parameter_count(self.gan.discriminator):,}",
@@ -118,28 +117,73 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def restore(self):
-        """Restores the latest checkpoint, if any; returns its step (0 for a fresh run)."""
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        state_file = os.path.join(self.checkpoint_dir, "checkpoint")
-        if latest is None:
-            if tf.io.gfile.exists(state_file):
-                raise UserError(f"{state_file} names a checkpoint whose files are missing. Restore "
-                                f"them, or delete {self.checkpoint_dir} to start this run over.")
+        """Restores the newest checkpoint that can be read, if any; returns its step (0 for a
+        fresh run). Newer damaged ones are moved aside (see compare_ssgan.checkpoints)."""
+        found, state_problem = checkpoints.listed(self.checkpoint_dir)
+        if not found:
+            if state_problem or tf.io.gfile.exists(os.path.join(self.checkpoint_dir, checkpoints.STATE_FILE)):
+                raise UserError(f"{state_problem or 'the checkpoint state file'} and {self.checkpoint_dir} "
+                                f"holds no ckpt-<step>.index file to resume from. Restore the checkpoint "
+                                f"files, or move {self.checkpoint_dir} aside to start this run over.")
             logging.info("No checkpoint in %s: starting a new run at step 0.", self.checkpoint_dir)
             return 0
-        try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:  # Assertion: config changed
-            files = ", ".join(sorted(os.path.basename(p) for p in tf.io.gfile.glob(latest + ".*")))
-            raise UserError(
-                f"cannot restore the latest checkpoint {latest}: {type(e).__name__}: "
-                f"{str(e).splitlines()[0][:300]}\n"
-                f"If it is corrupted, delete its files ({files}) and the run resumes from the previous "
-                f"checkpoint; if the gin config changed since it was written, use the original config "
-                f"or a new --model_dir.") from e
+        skipped = []
+        for _, path in reversed(found):
+            try:
+                # A failed attempt may have assigned some variables; the next successful restore
+                # assigns every one (assert_existing_objects_matched), so nothing stays mixed.
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+                break
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+                reason = checkpoints.damage(path)
+                if reason is None:  # readable, but not this model: the config changed
+                    raise UserError(
+                        f"cannot restore checkpoint {path}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}\nIts files are intact, so the gin config "
+                        f"differs from the one that wrote it: use the original config "
+                        f"({os.path.join(self.model_dir, 'operative_config.gin')}) or a new "
+                        f"--model_dir.") from e
+                skipped.append((path, reason))
+        else:
+            path = None
+        if skipped or state_problem:
+            self._set_aside(found, skipped, state_problem, restored=path)
+        if path is None:
+            raise UserError(f"no checkpoint in {self.checkpoint_dir} can be read (damaged: "
+                            + "; ".join(f"{os.path.basename(p)}: {r}" for p, r in skipped)
+                            + "). Their files were moved aside, not deleted. Run the same command "
+                            "again to start this run over from step 0.")
         step = int(self.step.numpy())
-        logging.info("Resuming from %s at step %d.", latest, step)
+        logging.info("Resuming from %s at step %d.", path, step)
         return step
+
+    def _set_aside(self, found, skipped, state_problem, restored):
+        """Moves damaged checkpoints aside, rewrites the state file, logs why (chief only:
+        other workers only read the chief's directory)."""
+        names = ", ".join(f"{os.path.basename(p)} ({r})" for p, r in skipped)
+        if not self.is_chief:
+            logging.warning("Skipped damaged checkpoint(s) %s.", names or "none")
+            return
+        damaged = {p for p, _ in skipped}
+        kept = [p for _, p in found if p not in damaged]
+        folder = checkpoints.set_aside(self.checkpoint_dir, damaged,
+                                       state_file_too=state_problem is not None or not kept)
+        if kept:
+            checkpoints.write_state(self.checkpoint_dir, kept)
+        self._manager = None  # re-read the state file
+        logging.warning("%sDamaged checkpoint(s) skipped: %s. Their files (and any unreadable state file) "
+                        "were moved to %s, not deleted; resuming from %s.",
+                        f"{state_problem}: listed the ckpt-*.index files instead. " if state_problem else "",
+                        names or "none", folder, restored and os.path.basename(restored))
+
+    @property
+    def manager(self):
+        """Built on first use: restore() may first have to repair the state file it reads."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.save_dir,
+                max_to_keep=self.opts.keep_checkpoints if self.is_chief else 1)
+        return self._manager
 
     def save(self, step):
         self.manager.save(checkpoint_number=step)

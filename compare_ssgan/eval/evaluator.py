@@ -13,8 +13,8 @@ temporary file and renamed, so a sweep computes them once and a crash never leav
 The real images are a uniform random subset of the split, drawn with a fixed seed
 (REAL_SUBSET_SEED), in random order (KID's blocks and IS's splits assume a random order).
 
-scores.jsonl: one JSON object per line. Each line is appended with a single os.write() on a
-file opened with O_APPEND (atomic with respect to other appenders on a local POSIX
+scores.jsonl: one JSON object per line (compare_ssgan.jsonl: an append never merges with a
+torn last line). Each line is appended with a single os.write() on a file opened with O_APPEND (atomic with respect to other appenders on a local POSIX
 filesystem), under an exclusive flock that also covers the "already scored?" check, so two
 evaluators of one run never write a step twice. A checkpoint counts as already scored when a
 line has the same step, feature network (name and weights), number of samples, number of fake
@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, provenance
+from compare_ssgan import architectures, datasets, jsonl, provenance
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -122,20 +122,10 @@ def _json_safe(value):
 
 
 def read_scores(model_dir):
-    """The records of <model_dir>/scores.jsonl (a malformed line is skipped with a warning)."""
+    """The records of <model_dir>/scores.jsonl (an unreadable line is skipped with a warning
+    naming its line number)."""
     path = os.path.join(model_dir, SCORES_FILE)
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                logging.warning("%s line %d is not valid JSON; ignoring it.", path, number)
-    return records
+    return jsonl.read(path) if os.path.exists(path) else []
 
 
 def score_key(record):
@@ -159,15 +149,11 @@ def _locked_scores(model_dir):
 
 def append_score(model_dir, record):
     """Appends `record` as one line unless an equal-key record exists; returns True if written."""
-    line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode("utf-8")
     with _locked_scores(model_dir) as fd:
         if any(score_key(r) == score_key(record) for r in read_scores(model_dir)):
             logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
             return False
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to {SCORES_FILE} ({written} of {len(line)} bytes)")
-        os.fsync(fd)
+        jsonl.append(fd, _json_safe(record))
     return True
 
 

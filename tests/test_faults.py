@@ -1,0 +1,145 @@
+"""Faults injected on purpose (issue 13): no damage loses or falsifies a result.
+
+Each test breaks something the way a crash, a full disk or a hand edit would (a bit flip, a
+truncated file, a torn line, a replaced image folder, a changed config, a dead trainer) and
+asserts what survives: nothing deleted, nothing merged, the right checkpoint restored, and one
+`error:` line with exit code 2 where the run must stop.
+"""
+import glob
+import json
+import os
+import shutil
+import sys
+
+import gin
+import pytest
+import tensorflow as tf
+
+from compare_ssgan import checkpoints, datasets, jsonl, main, training
+from compare_ssgan.errors import UserError
+from compare_ssgan.eval import evaluator
+from run_helpers import CIFAR10_TAR, REPO, assert_same_weights, run_cli, smoke_args
+
+
+def _fails_with(args, *fragments, env=None):
+    result = run_cli(args, check=False, env=env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert sum(line.startswith("error:") for line in result.stderr.splitlines()) == 1, result.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def folder():
+    return datasets.Dataset(name="cifar10", image_folder=CIFAR10_TAR).image_folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A smoke uncond run with ckpt-2 and ckpt-4 (copy it before damaging it)."""
+    model_dir = str(tmp_path_factory.mktemp("trained") / "run")
+    run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
+    return model_dir
+
+
+@pytest.fixture
+def clean_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def _copy(trained, tmp_path):
+    model_dir = str(tmp_path / "run")
+    shutil.copytree(trained, model_dir)
+    return model_dir, os.path.join(model_dir, "checkpoints")
+
+
+def _trainer(model_dir, folder, gin_file="cifar10/uncond.gin", params=()):
+    gin.clear_config()
+    main.parse_gin([os.path.join(REPO, "gin", gin_file), os.path.join(REPO, "gin/presets/smoke.gin")],
+                   [f"dataset.image_folder='{folder}'", *params])
+    return training.Trainer(model_dir, tf.distribute.get_strategy())
+
+
+def _files(directory):
+    return sorted(os.path.relpath(p, directory) for p in glob.glob(os.path.join(directory, "**"), recursive=True)
+                  if os.path.isfile(p))
+
+
+# -- 1. a damaged checkpoint: fall back to the newest intact one, keep the damaged files -------
+
+def _flip_a_bit(ckpt_dir):
+    [data] = glob.glob(os.path.join(ckpt_dir, "ckpt-4.data-*"))
+    with open(data, "r+b") as f:
+        f.seek(os.path.getsize(data) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
+def _truncate(ckpt_dir):
+    [data] = glob.glob(os.path.join(ckpt_dir, "ckpt-4.data-*"))
+    os.truncate(data, os.path.getsize(data) // 3)
+
+
+def _delete_index(ckpt_dir):
+    os.remove(os.path.join(ckpt_dir, "ckpt-4.index"))
+
+
+DAMAGE = {"bit flip in .data": _flip_a_bit, "truncated .data": _truncate, "deleted .index": _delete_index}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folder, tmp_path, clean_gin, how):
+    model_dir, ckpt_dir = _copy(trained, tmp_path)
+    before = _files(ckpt_dir)
+    DAMAGE[how](ckpt_dir)
+    assert checkpoints.damage(os.path.join(ckpt_dir, "ckpt-4")) is not None
+    assert checkpoints.damage(os.path.join(ckpt_dir, "ckpt-2")) is None
+    trainer = _trainer(model_dir, folder)
+    assert trainer.restore() == 2
+    [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
+    # Nothing deleted: every file is where it was, or in damaged-*/.
+    after = [f.split(os.sep, 1)[1] if f.startswith("damaged-") else f for f in _files(ckpt_dir)]
+    assert sorted(after) == sorted(f for f in before if not (how == "deleted .index" and f == "ckpt-4.index"))
+    assert all(os.path.basename(f).startswith("ckpt-4") for f in _files(aside))
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-2")
+    # Every restored variable is ckpt-2's (a failed attempt at ckpt-4 left nothing behind).
+    assert_same_weights(os.path.join(ckpt_dir, "ckpt-2"), trainer.checkpoint.write(str(tmp_path / "now")))
+    trainer.save(3)  # training goes on from there
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff{"])
+def test_unreadable_state_file_lists_the_checkpoint_files(trained, folder, tmp_path, clean_gin, content):
+    model_dir, ckpt_dir = _copy(trained, tmp_path)
+    with open(os.path.join(ckpt_dir, "checkpoint"), "wb") as f:
+        f.write(content)
+    assert _trainer(model_dir, folder).restore() == 4
+    [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
+    with open(os.path.join(aside, "checkpoint"), "rb") as f:
+        assert f.read() == content  # the bad state file is kept, and a good one written
+    assert [s for s, _ in checkpoints.listed(ckpt_dir)[0]] == [2, 4] and not checkpoints.listed(ckpt_dir)[1]
+
+
+def test_cli_resumes_from_the_previous_checkpoint_after_a_bit_flip(trained, tmp_path):
+    model_dir, ckpt_dir = _copy(trained, tmp_path)
+    _flip_a_bit(ckpt_dir)
+    result = run_cli(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=6"]))
+    assert "Damaged checkpoint(s) skipped: ckpt-4" in result.stderr and "not deleted" in result.stderr
+    assert "at step 2" in result.stderr and "Training steps 2 -> 6" in result.stderr
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
+    [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
+    assert os.path.exists(os.path.join(aside, "ckpt-4.index"))
+
+
+def test_readable_checkpoint_of_another_model_is_a_config_error_not_damage(trained, folder, tmp_path, clean_gin):
+    model_dir, ckpt_dir = _copy(trained, tmp_path)
+    os.remove(os.path.join(model_dir, "operative_config.gin"))  # past the config contract (case 4)
+    trainer = _trainer(model_dir, folder, params=["architecture.z_dim=8"])
+    with pytest.raises(UserError, match="Its files are intact, so the gin config differs"):
+        trainer.restore()
+    assert not glob.glob(os.path.join(ckpt_dir, "damaged-*"))
