@@ -22,7 +22,7 @@ def _ends_with_newline(fd):
 
 
 def append(fd, record):
-    """Appends `record` as one line to `fd` (opened O_APPEND, ideally under a lock) with one
+    """Appends `record` as one line to `fd` (opened O_RDWR | O_APPEND, under a lock) with one
     os.write(), after a newline if the file's tail is torn; fsyncs. Raises OSError on a short
     write (e.g. a full disk)."""
     line = json.dumps(record, allow_nan=False) + "\n"
@@ -57,7 +57,8 @@ def read(path, strict=False):
                 if not isinstance(record, dict):
                     raise ValueError(f"a JSON {type(record).__name__}, not an object")
             except ValueError as e:
-                message = (f"{path} line {number} is not a JSON record ({e}; it starts "
+                why = f"{e.msg} at column {e.colno}" if isinstance(e, json.JSONDecodeError) else str(e)
+                message = (f"{path} line {number} is not a JSON record ({why}; it starts "
                            f"{line.strip()[:60]!r})")
                 if strict:
                     raise BadLine(message + ". Repair or remove that line.") from None

@@ -143,3 +143,50 @@ def test_readable_checkpoint_of_another_model_is_a_config_error_not_damage(train
     with pytest.raises(UserError, match="Its files are intact, so the gin config differs"):
         trainer.restore()
     assert not glob.glob(os.path.join(ckpt_dir, "damaged-*"))
+
+
+# -- 2. a torn last line of scores.jsonl: the next record stays whole, the torn one is named ---
+
+def _score(step):
+    return {"step": step, "checkpoint": f"ckpt-{step}", "fid": 1.5, "eval_seed": 0, "num_samples": 10,
+            "num_fake_sets": 1, "real_split": "test", "feature_network": {"name": "n", "source": "s"}}
+
+
+def test_append_after_a_torn_line_keeps_the_new_record(tmp_path, caplog):
+    model_dir = str(tmp_path)
+    assert evaluator.append_score(model_dir, _score(2))
+    path = os.path.join(model_dir, evaluator.SCORES_FILE)
+    with open(path, "rb+") as f:  # a short write of step 4's line: no newline at the end
+        f.seek(0, 2)
+        f.write(json.dumps(_score(4)).encode()[:25])
+    assert evaluator.append_score(model_dir, _score(6))
+    with open(path) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["step"] == 6  # not glued onto the torn line
+    caplog.clear()
+    assert [r["step"] for r in evaluator.read_scores(model_dir)] == [2, 6]
+    assert f"{path} line 2 is not a JSON record" in caplog.text
+    # make_tables stops on it, naming the file and the line.
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import make_tables
+
+    with pytest.raises(ValueError, match=f"{path} line 2 is not a JSON record"):
+        make_tables.load(path)
+    result = run_cli_script([os.path.join(REPO, "benchmarks", "make_tables.py"), f"--results={path}"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: {path} line 2 is not a JSON record" in result.stderr
+
+
+def run_cli_script(args):
+    import subprocess
+
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=REPO))
+
+
+def test_jsonl_reports_a_non_object_line(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"a": 1}\n[1, 2]\n\n{"b": 2}\n')
+    assert jsonl.read(str(path)) == [{"a": 1}, {"b": 2}]
+    with pytest.raises(jsonl.BadLine, match="x.jsonl line 2 is not a JSON record"):
+        jsonl.read(str(path), strict=True)

@@ -139,7 +139,7 @@ def score_key(record):
 @contextlib.contextmanager
 def _locked_scores(model_dir):
     """An O_APPEND descriptor of scores.jsonl, held under an exclusive flock."""
-    fd = os.open(os.path.join(model_dir, SCORES_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(model_dir, SCORES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
