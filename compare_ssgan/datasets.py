@@ -179,9 +179,9 @@ class Dataset:
 
     # Sources: (element, label) in a fixed order, plus how to turn an element into pixels.
 
-    def _folder_source(self, split):
+    def _folder_files(self, split):
         """Labelled: split/<class>/<image>. Unlabelled: images in split/ and any subfolders
-        one level down (their names are ignored), all labelled 0."""
+        one level down (their names are ignored), all labelled 0. Returns (paths, labels)."""
         root = os.path.join(_split_root(self.image_folder, split), split)
         classes = sorted(c for c in os.listdir(root) if os.path.isdir(os.path.join(root, c)))
         labelled = self.info.class_names is not None
@@ -196,7 +196,22 @@ class Dataset:
             labels += [index.get(c, 0)] * len(files)
         if not paths:
             raise UserError(f"image folder {root} holds no images")
+        return paths, labels
+
+    def _folder_source(self, split):
+        paths, labels = self._folder_files(split)
         return tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int32))), tf.io.read_file, len(paths)
+
+    def content_fingerprint(self, split):
+        """A digest of an image folder split's file list, sizes and modification times (None for
+        tfds, whose data is versioned): a cache keyed by it is not reused for replaced images."""
+        if not self.image_folder:
+            return None
+        digest = hashlib.sha1()
+        for path in self._folder_files(split)[0]:
+            stat = os.stat(path)
+            digest.update(f"{os.path.relpath(path, self.image_folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
 
     def _tfds_source(self, split):
         import tensorflow_datasets as tfds

@@ -190,3 +190,60 @@ def test_jsonl_reports_a_non_object_line(tmp_path):
     assert jsonl.read(str(path)) == [{"a": 1}, {"b": 2}]
     with pytest.raises(jsonl.BadLine, match="x.jsonl line 2 is not a JSON record"):
         jsonl.read(str(path), strict=True)
+
+
+# -- 3. replaced real images: the activation cache is not reused ------------------------------
+
+def _write_folder(root, seed, splits=(("train", 1), ("test", 2))):
+    import numpy as np
+
+    for split, count in splits:
+        for name in datasets.KNOWN["cifar10"].class_names:
+            os.makedirs(os.path.join(root, split, name), exist_ok=True)
+            for i in range(count):
+                pixels = np.random.default_rng([seed, i]).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+                tf.io.write_file(os.path.join(root, split, name, f"{i}.png"), tf.io.encode_png(pixels))
+    return root
+
+
+class _Counting:
+    """A feature network stand-in that counts its calls (features: the first 8 pixels)."""
+    from compare_ssgan.eval import feature_networks as _fn
+
+    info = _fn.NetworkInfo("counting", "FID (counting)", "test", "")
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, images):
+        self.calls += 1
+        flat = tf.reshape(images, [len(images), -1]).numpy()
+        return flat[:, :8], flat[:, 8:18]
+
+
+@pytest.mark.parametrize("kind", ["directory", "archive"])
+def test_replaced_images_are_not_scored_from_a_stale_cache(tmp_path, monkeypatch, kind):
+    import tarfile
+
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(tmp_path / "cache"))
+    root = str(tmp_path / "folder")
+    network = _Counting()
+
+    def replace_images(seed):
+        _write_folder(root, seed)
+        if kind == "archive":  # the same archive path, new content
+            with tarfile.open(str(tmp_path / "new.tar.gz"), "w:gz") as tar:
+                tar.add(root, arcname="cifar10")
+            os.replace(str(tmp_path / "new.tar.gz"), str(tmp_path / "images.tar.gz"))
+
+    def activations():
+        source = str(tmp_path / "images.tar.gz") if kind == "archive" else root
+        data = datasets.Dataset(name="cifar10", image_folder=source)
+        return evaluator.real_activations(data, "test", network, 20)[0]
+
+    replace_images(seed=0)
+    first = activations()
+    assert (activations() == first).all() and network.calls == 1  # unchanged: from the cache
+    replace_images(seed=1)
+    replaced = activations()
+    assert network.calls == 2 and not (replaced == first).all()

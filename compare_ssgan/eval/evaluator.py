@@ -8,7 +8,8 @@ FID/KID/IS per set come from compare_ssgan.eval.metrics; the record holds their 
 sample standard deviation (ddof=1; null for a single set) over the fake sets.
 
 Real activations are cached under datasets.cache_dir()/real_activations/, one .npz per
-(dataset, source, split, feature network and its weights, number of samples), written to a
+(dataset, source, split, feature network and its weights, number of samples, and for an image
+folder the split's file list, sizes and modification times), written to a
 temporary file and renamed, so a sweep computes them once and a crash never leaves half a file.
 The real images are a uniform random subset of the split, drawn with a fixed seed
 (REAL_SUBSET_SEED), in random order (KID's blocks and IS's splits assume a random order).
@@ -187,7 +188,7 @@ def real_activations(data, split, network, num_samples):
     key = {"dataset": data.name, "source": data.source_description, "split": split,
            "feature_network": network.info.name, "feature_network_source": network.info.source,
            "num_samples": int(num_samples), "subset": f"uniform random, seed {REAL_SUBSET_SEED}",
-           "version": 1}
+           "content": data.content_fingerprint(split), "version": 2}
     key_json = json.dumps(key, sort_keys=True)
     digest = hashlib.sha1(key_json.encode()).hexdigest()[:12]
     directory = os.path.join(datasets.cache_dir(), "real_activations")
