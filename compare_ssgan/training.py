@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, datasets, distribute
+from compare_ssgan import architectures, checkpoints, config_contract, datasets, distribute
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -109,6 +109,8 @@ class Trainer:
         # Other workers keep one throwaway copy, removed when training ends.
         self.save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
         self._manager = None
+        if tf.io.gfile.glob(os.path.join(self.checkpoint_dir, "*")):  # resuming: same experiment?
+            config_contract.check(model_dir, gin.operative_config_str())
         logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
                      f"{architectures.parameter_count(self.gan.generator):,}",
                      f"{architectures.parameter_count(self.gan.discriminator):,}",
@@ -236,7 +238,7 @@ class Trainer:
         opts = self.opts
         start = self.restore()
         if self.is_chief:
-            _atomic_write(os.path.join(self.model_dir, "operative_config.gin"),
+            _atomic_write(os.path.join(self.model_dir, config_contract.CONFIG_FILE),
                           gin.operative_config_str().encode())
         if start >= opts.training_steps:
             logging.info("Already trained to step %d (training_steps=%d); nothing to do.",

@@ -89,14 +89,20 @@ def _delete_index(ckpt_dir):
     os.remove(os.path.join(ckpt_dir, "ckpt-4.index"))
 
 
-DAMAGE = {"bit flip in .data": _flip_a_bit, "truncated .data": _truncate, "deleted .index": _delete_index}
+def _garbage_index(ckpt_dir):
+    with open(os.path.join(ckpt_dir, "ckpt-4.index"), "wb") as f:
+        f.write(b"garbage")
+
+
+DAMAGE = {"bit flip in .data": _flip_a_bit, "truncated .data": _truncate, "deleted .index": _delete_index,
+          "garbage .index": _garbage_index}
 
 
 @pytest.mark.parametrize("how", list(DAMAGE))
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folder, tmp_path, clean_gin, how):
     model_dir, ckpt_dir = _copy(trained, tmp_path)
-    before = _files(ckpt_dir)
     DAMAGE[how](ckpt_dir)
+    before = _files(ckpt_dir)
     assert checkpoints.damage(os.path.join(ckpt_dir, "ckpt-4")) is not None
     assert checkpoints.damage(os.path.join(ckpt_dir, "ckpt-2")) is None
     trainer = _trainer(model_dir, folder)
@@ -104,7 +110,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folde
     [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
     # Nothing deleted: every file is where it was, or in damaged-*/.
     after = [f.split(os.sep, 1)[1] if f.startswith("damaged-") else f for f in _files(ckpt_dir)]
-    assert sorted(after) == sorted(f for f in before if not (how == "deleted .index" and f == "ckpt-4.index"))
+    assert sorted(after) == before
     assert all(os.path.basename(f).startswith("ckpt-4") for f in _files(aside))
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-2")
     # Every restored variable is ckpt-2's (a failed attempt at ckpt-4 left nothing behind).
@@ -247,3 +253,30 @@ def test_replaced_images_are_not_scored_from_a_stale_cache(tmp_path, monkeypatch
     replace_images(seed=1)
     replaced = activations()
     assert network.calls == 2 and not (replaced == first).all()
+
+
+# -- 4. resuming with another model is refused; harmless changes are not ---------------------
+
+def test_resuming_with_another_model_is_refused_with_a_diff(trained, tmp_path):
+    model_dir, _ = _copy(trained, tmp_path)
+    config = os.path.join(model_dir, "operative_config.gin")
+    with open(config) as f:
+        saved = f.read()
+    result = _fails_with(smoke_args(model_dir, "cifar10/ssgan.gin", params=["options.training_steps=6"]),
+                         "holds a run trained with another configuration", "model.name: 'uncond' -> 'ssgan'",
+                         "model.tasks: [] -> [@RotationTask()]", "config_contract.accept=")
+    assert "options.training_steps" not in result.stderr.split("error:")[1].split("Use the run")[0]
+    with open(config) as f:
+        assert f.read() == saved  # the contract is not overwritten
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-4")
+
+
+def test_harmless_or_accepted_changes_resume(trained, folder, tmp_path, clean_gin):
+    model_dir, _ = _copy(trained, tmp_path)
+    harmless = ["options.training_steps=6", "options.save_every=3", "options.keep_checkpoints=2",
+                "evaluation.num_samples=64", "strategy.name='default'"]
+    assert _trainer(model_dir, folder, params=harmless).restore() == 4
+    with pytest.raises(UserError, match=r"options.g_lr: 0.0002 -> 0.001"):
+        _trainer(model_dir, folder, params=["options.g_lr=1e-3"])
+    accepted = _trainer(model_dir, folder, params=["options.g_lr=1e-3", "config_contract.accept=['options.g_lr']"])
+    assert accepted.restore() == 4
