@@ -23,7 +23,8 @@ STATE_FILE = "checkpoint"  # tf.train.CheckpointManager's state file
 _NUMBERED = re.compile(r"-(\d+)$")
 
 
-def _step(prefix):
+def step_of(prefix):
+    """The step in a checkpoint prefix's name (.../ckpt-<step>), or None."""
     match = _NUMBERED.search(prefix)
     return int(match.group(1)) if match else None
 
@@ -46,10 +47,10 @@ def listed(checkpoint_dir):
     found = []
     for prefix in prefixes:
         prefix = prefix if os.path.isabs(prefix) else os.path.join(checkpoint_dir, prefix)
-        if _step(prefix) is None:
+        if step_of(prefix) is None:
             logging.warning("Skipping checkpoint %s: its name does not end in -<step>.", prefix)
         else:
-            found.append((_step(prefix), prefix))
+            found.append((step_of(prefix), prefix))
     return sorted(set(found)), problem
 
 

@@ -5,6 +5,7 @@ each on a fresh real batch. Resuming restores the step, and the input pipeline s
 the examples already consumed, so a resumed run sees the same data as an uninterrupted one.
 """
 import dataclasses
+import json
 import math
 import os
 import time
@@ -20,6 +21,7 @@ from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
+STOPPED_FILE = "training_stopped.json"  # {"step", "reason"} of a training stopped by a NaN loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,8 +236,24 @@ class Trainer:
         _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
         return path
 
+    def stopped(self):
+        """{"step", "reason"} if this run's training stopped on a NaN loss and no trainer has
+        taken it up since (the training lock's holder is gone), else None."""
+        from compare_ssgan import locks, runner
+
+        path = os.path.join(self.model_dir, STOPPED_FILE)
+        if not os.path.exists(path) or locks.holder_alive(os.path.join(self.model_dir, runner.TRAINING_LOCK)):
+            return None
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
     def train(self):
         opts = self.opts
+        if self.is_chief and os.path.exists(os.path.join(self.model_dir, STOPPED_FILE)):
+            os.remove(os.path.join(self.model_dir, STOPPED_FILE))  # a status, superseded by this attempt
         start = self.restore()
         if self.is_chief:
             _atomic_write(os.path.join(self.model_dir, config_contract.CONFIG_FILE),
@@ -257,11 +275,15 @@ class Trainer:
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
                 kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
-                raise NaNLossError(
+                error = NaNLossError(
                     f"non-finite loss at generator step {step}: "
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
                     "Try lower learning rates, a penalty, or spectral norm.", step=step)
+                if self.is_chief:  # tells a continuous_eval beside it not to wait for more
+                    _atomic_write(os.path.join(self.model_dir, STOPPED_FILE),
+                                  json.dumps({"step": step, "reason": str(error)}).encode())
+                raise error
             done = step == opts.training_steps
             if step % opts.log_every == 0 or done:
                 now = time.time()

@@ -280,3 +280,52 @@ def test_harmless_or_accepted_changes_resume(trained, folder, tmp_path, clean_gi
         _trainer(model_dir, folder, params=["options.g_lr=1e-3"])
     accepted = _trainer(model_dir, folder, params=["options.g_lr=1e-3", "config_contract.accept=['options.g_lr']"])
     assert accepted.restore() == 4
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+# -- 5. one damaged checkpoint does not block scoring the others ------------------------------
+
+def test_eval_after_train_records_a_damaged_checkpoint_and_scores_the_rest(
+        trained, folder, cache, tmp_path, clean_gin, monkeypatch):
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", cache)
+    model_dir, ckpt_dir = _copy(trained, tmp_path)
+    [data] = glob.glob(os.path.join(ckpt_dir, "ckpt-2.data-*"))
+    os.truncate(data, os.path.getsize(data) // 2)
+    before = _files(ckpt_dir)
+    evaluator.eval_after_train(_trainer(model_dir, folder))
+    damaged, ok = evaluator.read_scores(model_dir)
+    assert (damaged["step"], damaged["status"], damaged["checkpoint"]) == (2, "damaged", "ckpt-2")
+    assert damaged["fid"] is None and damaged["reason"]
+    assert (ok["step"], ok["status"]) == (4, "ok") and ok["fid"] > 0
+    assert _files(ckpt_dir) == before  # the evaluator moves nothing
+
+
+# -- 7. continuous_eval stops with a diverged record when the trainer died of a NaN loss ------
+
+def test_continuous_eval_records_a_dead_trainers_divergence(trained, folder, cache, tmp_path, clean_gin,
+                                                           monkeypatch):
+    from compare_ssgan import runner
+    from compare_ssgan.errors import NaNLossError
+
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", cache)
+    model_dir, _ = _copy(trained, tmp_path)
+    # Resumed with a penalty weight that overflows float32: step 5's loss is inf.
+    nan = ["options.training_steps=6", "penalty.fn=@wgan_gp", "penalty.weight=1e39",
+           "config_contract.accept=['penalty.fn', 'penalty.weight']"]
+    with runner.training_lock(model_dir):
+        trainer = _trainer(model_dir, folder, params=nan)
+        with pytest.raises(NaNLossError, match="generator step 5"):
+            trainer.train()
+        assert trainer.stopped() is None  # its trainer (alive: this process) holds the lock
+    with open(os.path.join(model_dir, runner.TRAINING_LOCK), "w") as f:
+        f.write("pid 999999999 on " + __import__("socket").gethostname() + "\n")  # a dead holder
+    assert trainer.stopped()["step"] == 5
+    with pytest.raises(NaNLossError, match="recorded step 5 as diverged"):
+        evaluator.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)  # returns at once
+    records = evaluator.read_scores(model_dir)
+    assert [(r["step"], r["status"]) for r in records] == [(2, "ok"), (4, "ok"), (5, "diverged")]
+    assert records[2]["checkpoint"] is None and "non-finite loss" in records[2]["reason"]

@@ -24,7 +24,9 @@ a run scored offline) appends new lines. JSON has no NaN: undefined values are n
 
 A generator whose samples are not finite is recorded with "status": "diverged" and null
 metrics; one whose samples are all identical gets "status": "collapsed" (its metrics are still
-computed: they are valid, and bad). Healthy checkpoints have "status": "ok".
+computed: they are valid, and bad). A checkpoint whose files cannot be read (see
+compare_ssgan.checkpoints) gets "status": "damaged", null metrics and a "reason", and the other
+checkpoints are still scored. Healthy checkpoints have "status": "ok".
 """
 import contextlib
 import dataclasses
@@ -42,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, jsonl, provenance
+from compare_ssgan import architectures, checkpoints, datasets, jsonl, provenance
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -247,20 +249,6 @@ def untracked_variables(checkpoint, model):
     return [w.path for w in model.weights if id(w) not in tracked]
 
 
-def checkpoints(checkpoint_dir):
-    """[(step, path)] of the checkpoints the run's CheckpointManager has committed, by step."""
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    if state is None:
-        return []
-    found = []
-    for path in state.all_model_checkpoint_paths:  # relative ones already joined to checkpoint_dir
-        try:
-            found.append((int(path.rsplit("-", 1)[1]), path))
-        except (IndexError, ValueError):
-            logging.warning("Skipping checkpoint %s: its name does not end in -<step>.", path)
-    return sorted(found)
-
-
 class Evaluator:
     """Scores checkpoints of one run (a training.Trainer) with one feature network."""
 
@@ -362,7 +350,10 @@ class Evaluator:
             # Every object must get values: e.g. an EMA generator evaluated from a run trained
             # without EMA would otherwise be scored with its random initial weights.
             self.trainer.checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+            reason = checkpoints.damage(path)
+            if reason is not None and tf.io.gfile.exists(path + ".index"):  # else: deleted, not damaged
+                return self._damaged(path, reason, start)
             raise UserError(f"cannot restore checkpoint {path} for evaluation: {type(e).__name__}: "
                             f"{str(e).splitlines()[0][:300]}. If the gin config changed since "
                             f"training, evaluate with the original config.") from e
@@ -381,6 +372,17 @@ class Evaluator:
             mean, std = _mean_std([s.get(key) for s in per_set]) if status != "diverged" else (None, None)
             record[name], record[f"{name}_std"] = mean, std
         record.update(self._context(), per_set=per_set, eval_seconds=round(time.time() - start, 2))
+        return record
+
+    def _damaged(self, path, reason, start):
+        """The record of a checkpoint whose files cannot be read: null metrics, the reason;
+        scoring goes on with the other checkpoints (the files are left where they are)."""
+        logging.warning("Checkpoint %s is damaged (%s): recording it as such and going on.", path, reason)
+        record = {"step": checkpoints.step_of(path), "checkpoint": os.path.basename(path),
+                  "status": "damaged", "reason": reason}
+        for name in ("fid", "kid", "inception_score"):
+            record[name] = record[f"{name}_std"] = None
+        record.update(self._context(), per_set=[], eval_seconds=round(time.time() - start, 2))
         return record
 
     def _context(self):
@@ -435,7 +437,7 @@ class Evaluator:
     def evaluate_pending(self):
         """Scores every committed checkpoint not yet in scores.jsonl; returns the steps written."""
         written = []
-        for step, path in checkpoints(self.trainer.checkpoint_dir):
+        for step, path in checkpoints.listed(self.trainer.checkpoint_dir)[0]:
             if step in self.scored_steps():
                 continue
             try:
@@ -478,6 +480,8 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
     """Scores each checkpoint as it appears; stops once options.training_steps is scored.
 
     Waits `continuous_eval.timeout_secs` at most for a new checkpoint, then raises UserError.
+    If the trainer stopped on a NaN loss (training.STOPPED_FILE, its lock free), it records the
+    divergence as eval_after_train does and stops at once.
     """
     default_timeout, default_poll = continuous_eval_options()
     timeout_secs = default_timeout if timeout_secs is None else timeout_secs
@@ -488,6 +492,7 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
                  evaluator.label)
     last_progress = time.time()
     while True:
+        stopped = trainer.stopped()  # read first: its checkpoints are all written by then
         if evaluator.evaluate_pending():
             last_progress = time.time()
         scored = evaluator.scored_steps()
@@ -495,6 +500,12 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
             logging.info("Step %d is scored; continuous evaluation done (%s).", final,
                          os.path.join(trainer.model_dir, SCORES_FILE))
             return read_scores(trainer.model_dir)
+        if stopped:
+            evaluator.record_divergence(NaNLossError(stopped.get("reason"), step=stopped.get("step")))
+            raise NaNLossError(f"training in {trainer.model_dir} stopped: {stopped.get('reason')}\n"
+                               f"continuous_eval scored the checkpoints it kept, recorded step "
+                               f"{stopped.get('step')} as diverged in {SCORES_FILE}, and stops.",
+                               step=stopped.get("step"))
         waited = time.time() - last_progress
         if waited >= timeout_secs:
             latest = max(scored, default=None)
