@@ -6,6 +6,7 @@ and both would be lost on reading. So an append first looks at the file's last b
 is not a newline, starts the record with one: the torn line stays torn (and is reported), the
 new record stays whole. Reading reports every unreadable line by file and line number.
 """
+import errno
 import json
 import os
 
@@ -32,8 +33,9 @@ def append(fd, record):
         line = "\n" + line
     data = line.encode("utf-8")
     written = os.write(fd, data)
-    if written != len(data):
-        raise OSError(f"short write to {_name(fd)} ({written} of {len(data)} bytes)")
+    if written != len(data):  # POSIX: a short write to a regular file means the disk is full
+        raise OSError(errno.ENOSPC, f"short write to {_name(fd)} ({written} of {len(data)} bytes): "
+                                    f"No space left on device")
     os.fsync(fd)
 
 

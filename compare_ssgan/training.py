@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, config_contract, datasets, distribute
+from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -48,15 +48,37 @@ def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e
             sample_every=5000, keep_checkpoints=1000, deterministic=False):
     """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
     turns on TensorFlow's op determinism (slower) for bit-reproducible runs."""
-    if training_steps < 0 or batch_size < 1 or disc_iters < 1:
+    whole = {name: _whole("options." + name, value) for name, value in (
+        ("training_steps", training_steps), ("batch_size", batch_size), ("seed", seed),
+        ("disc_iters", disc_iters), ("log_every", log_every), ("save_every", save_every),
+        ("sample_every", sample_every), ("keep_checkpoints", keep_checkpoints))}
+    real = {name: _real("options." + name, value) for name, value in (
+        ("g_lr", g_lr), ("d_lr", d_lr), ("beta1", beta1), ("beta2", beta2))}
+    if whole["training_steps"] < 0 or whole["batch_size"] < 1 or whole["disc_iters"] < 1:
         raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
-    for name, every in (("log_every", log_every), ("save_every", save_every), ("sample_every", sample_every)):
-        if every < 1:
-            raise UserError(f"options.{name} must be >= 1 (got {every})")
-    return Options(int(training_steps), int(batch_size), int(seed), int(disc_iters), float(g_lr),
-                   float(d_lr), float(beta1), float(beta2),
-                   None if ema_decay is None else float(ema_decay), int(log_every),
-                   int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic))
+    for name in ("log_every", "save_every", "sample_every"):
+        if whole[name] < 1:
+            raise UserError(f"options.{name} must be >= 1 (got {whole[name]})")
+    if not isinstance(deterministic, bool):
+        raise UserError(f"options.deterministic must be True or False (got {deterministic!r})")
+    return Options(ema_decay=None if ema_decay is None else _real("options.ema_decay", ema_decay),
+                   deterministic=deterministic, **whole, **real)
+
+
+def _whole(name, value):
+    """`value` as an int; a UserError for text, or a fraction that int() would truncate."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 1e5
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name} must be a whole number (got {value!r}); set e.g. "
+                        f"--gin_param=\"{name}=1000\"")
+    return value
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{name} must be a number (got {value!r}); set e.g. --gin_param=\"{name}=0.0002\"")
+    return float(value)
 
 
 def _format_duration(seconds):
@@ -190,7 +212,8 @@ class Trainer:
         return self._manager
 
     def save(self, step):
-        self.manager.save(checkpoint_number=step)
+        with disk.no_space_is_a_user_error(f"checkpoint ckpt-{step}", self.save_dir):
+            self.manager.save(checkpoint_number=step)
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -232,8 +255,9 @@ class Trainer:
         labels = tf.range(num, dtype=tf.int32) % self.data.num_classes
         images = self.gan.sampling_generator(z, labels, training=False)
         path = os.path.join(self.model_dir, "samples", f"step_{step:06d}.png")
-        tf.io.gfile.makedirs(os.path.dirname(path))
-        _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
+        with disk.no_space_is_a_user_error(f"sample grid {os.path.basename(path)}", os.path.dirname(path)):
+            tf.io.gfile.makedirs(os.path.dirname(path))
+            _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
         return path
 
     def stopped(self):
@@ -256,8 +280,9 @@ class Trainer:
             os.remove(os.path.join(self.model_dir, STOPPED_FILE))  # a status, superseded by this attempt
         start = self.restore()
         if self.is_chief:
-            _atomic_write(os.path.join(self.model_dir, config_contract.CONFIG_FILE),
-                          gin.operative_config_str().encode())
+            with disk.no_space_is_a_user_error(config_contract.CONFIG_FILE, self.model_dir):
+                _atomic_write(os.path.join(self.model_dir, config_contract.CONFIG_FILE),
+                              gin.operative_config_str().encode())
         if start >= opts.training_steps:
             logging.info("Already trained to step %d (training_steps=%d); nothing to do.",
                          start, opts.training_steps)
@@ -270,7 +295,11 @@ class Trainer:
                      opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
         step = start
         while step < opts.training_steps:
-            metrics = {k: float(v) for k, v in train_step(iterator).items()}
+            try:
+                metrics = {k: float(v) for k, v in train_step(iterator).items()}
+            except tf.errors.InvalidArgumentError as e:  # e.g. an undecodable image
+                self.data.check_decodable(self.data.info.train_split, e)
+                raise
             step += 1
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:

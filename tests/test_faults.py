@@ -61,6 +61,7 @@ def _trainer(model_dir, folder, gin_file="cifar10/uncond.gin", params=()):
     gin.clear_config()
     main.parse_gin([os.path.join(REPO, "gin", gin_file), os.path.join(REPO, "gin/presets/smoke.gin")],
                    [f"dataset.image_folder='{folder}'", *params])
+    os.makedirs(model_dir, exist_ok=True)  # as runner.check_model_dir does
     return training.Trainer(model_dir, tf.distribute.get_strategy())
 
 
@@ -329,3 +330,110 @@ def test_continuous_eval_records_a_dead_trainers_divergence(trained, folder, cac
     records = evaluator.read_scores(model_dir)
     assert [(r["step"], r["status"]) for r in records] == [(2, "ok"), (4, "ok"), (5, "diverged")]
     assert records[2]["checkpoint"] is None and "non-finite loss" in records[2]["reason"]
+
+
+# -- 6. bad inputs and full disks: one error naming the file and the fix ----------------------
+
+def test_undecodable_images_are_named(tmp_path, monkeypatch, clean_gin):
+    """A text file named .png and a JPEG cut after its header: training stops naming both."""
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(tmp_path / "cache"))
+    root = _write_folder(str(tmp_path / "folder"), seed=0, splits=(("train", 2), ("test", 1)))
+    text, jpeg = os.path.join(root, "train", "cat", "bad.png"), os.path.join(root, "train", "dog", "bad.jpg")
+    with open(text, "w") as f:
+        f.write("just some text, not an image\n")
+    with open(jpeg, "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    trainer = _trainer(str(tmp_path / "run"), root, params=["options.training_steps=3"])
+    with pytest.raises(UserError, match=f"2 file\\(s\\) in image folder {root} \\(train split\\) cannot be "
+                                        f"decoded as images: {text}, {jpeg} "):
+        trainer.train()
+    # The real-statistics pass names it too (eval split).
+    os.replace(text, os.path.join(root, "test", "cat", "bad.png"))
+    data = datasets.Dataset(name="cifar10", image_folder=root)
+    with pytest.raises(UserError, match=f"{root}/test/cat/bad.png"):
+        evaluator.real_activations(data, "test", _Counting(), 5)
+
+
+def test_truncated_archive_is_an_error_and_leaves_no_staging_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(tmp_path / "cache"))
+    with open(CIFAR10_TAR, "rb") as f:
+        head = f.read(200_000)
+    archive = str(tmp_path / "cifar10-jpeg.tar.gz")
+    with open(archive, "wb") as f:
+        f.write(head)
+    for _ in range(2):
+        with pytest.raises(UserError, match=f"cannot extract image folder archive {archive}.*truncated or corrupted"):
+            datasets.Dataset(name="cifar10", image_folder=archive)
+    assert os.listdir(tmp_path / "cache" / "image_folders") == []  # no .extracting-* left behind
+
+
+def test_unwritable_cache_dir_is_an_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(blocker / "cache"))
+    root = _write_folder(str(tmp_path / "folder"), seed=0, splits=(("test", 1),))
+    with pytest.raises(UserError, match="cache directory .* is not writable .* COMPARE_SSGAN_CACHE"):
+        datasets.Dataset(name="cifar10", image_folder=CIFAR10_TAR)  # extracting it
+    data = datasets.Dataset(name="cifar10", image_folder=root)
+    with pytest.raises(UserError, match="COMPARE_SSGAN_CACHE"):
+        evaluator.real_activations(data, "test", _Counting(), 5)
+
+
+def _disk_full(path):
+    """Makes writing `path` (a temporary file the run writes, then renames) hit a real ENOSPC."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink("/dev/full", path)
+
+
+NO_SPACE = "no space left on the device holding"
+SAFE = "Nothing written before is corrupted"
+
+
+def test_full_disk_while_writing_samples_or_a_checkpoint(folder, tmp_path, clean_gin, monkeypatch):
+    model_dir = str(tmp_path / "run")
+    trainer = _trainer(model_dir, folder)
+    _disk_full(os.path.join(model_dir, "samples", "step_000004.png.tmp"))  # real ENOSPC (/dev/full)
+    with pytest.raises(UserError, match=f"{NO_SPACE} .*samples while writing sample grid step_000004.png. {SAFE}"):
+        trainer.train()
+    ckpt_dir = os.path.join(model_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-2")
+    os.remove(os.path.join(model_dir, "samples", "step_000004.png.tmp"))
+    # A checkpoint's temporary files have random names, so ENOSPC is simulated there: the error
+    # tf's file system raises (its text as tf writes it for /dev/full).
+    real_save = tf.train.CheckpointManager.save
+
+    def full(self, checkpoint_number=None, **kwargs):
+        if checkpoint_number == 4:
+            raise tf.errors.ResourceExhaustedError(
+                None, None, f"{ckpt_dir}/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; "
+                            "No space left on device")
+        return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full)
+    with pytest.raises(UserError, match=f"{NO_SPACE} {ckpt_dir} while writing checkpoint ckpt-4. {SAFE}"):
+        trainer.train()  # resumes from ckpt-2, fails saving ckpt-4
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-2")
+    assert checkpoints.damage(os.path.join(ckpt_dir, "ckpt-2")) is None
+
+
+def test_full_disk_while_writing_the_config_is_one_error_line(tmp_path):
+    model_dir = str(tmp_path / "run")
+    _disk_full(os.path.join(model_dir, "operative_config.gin.tmp"))
+    _fails_with(smoke_args(model_dir, "cifar10/uncond.gin"), f"error: {NO_SPACE} {model_dir} while writing "
+                f"operative_config.gin. {SAFE}", "run the same command again")
+
+
+@pytest.mark.parametrize("binding, message", [
+    ("options.batch_size='x'", "options.batch_size must be a whole number (got 'x')"),
+    ("options.training_steps=5.5", "options.training_steps must be a whole number (got 5.5)"),
+    ("options.g_lr='fast'", "options.g_lr must be a number (got 'fast')"),
+])
+def test_wrong_value_types_in_gin(clean_gin, binding, message):
+    main.parse_gin([], [binding])
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        training.options()
+
+
+def test_integral_float_is_accepted(clean_gin):
+    main.parse_gin([], ["options.training_steps=1e5"])
+    assert training.options().training_steps == 100_000

@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, datasets, jsonl, provenance
+from compare_ssgan import architectures, checkpoints, datasets, disk, jsonl, provenance
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -156,7 +156,8 @@ def append_score(model_dir, record):
         if any(score_key(r) == score_key(record) for r in read_scores(model_dir)):
             logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
             return False
-        jsonl.append(fd, _json_safe(record))
+        with disk.no_space_is_a_user_error(f"a score (step {record.get('step')})", model_dir):
+            jsonl.append(fd, _json_safe(record))
     return True
 
 
@@ -193,7 +194,7 @@ def real_activations(data, split, network, num_samples):
            "content": data.content_fingerprint(split), "version": 2}
     key_json = json.dumps(key, sort_keys=True)
     digest = hashlib.sha1(key_json.encode()).hexdigest()[:12]
-    directory = os.path.join(datasets.cache_dir(), "real_activations")
+    directory = datasets.cache_subdir("real_activations")
     path = os.path.join(directory, f"{data.name}-{split}-{network.info.name}-{num_samples}-{digest}.npz")
     if os.path.exists(path):
         try:
@@ -208,7 +209,11 @@ def real_activations(data, split, network, num_samples):
     # Kept as uint8 until the network runs (a quarter of the memory of float32; exact for
     # images stored at the dataset's resolution, within half a grey level for resized ones).
     images = (_to_uint8(x.numpy()) for x, _ in data.eval_input(500, split=split))
-    images, total = _random_subset(images, num_samples, REAL_SUBSET_SEED)
+    try:
+        images, total = _random_subset(images, num_samples, REAL_SUBSET_SEED)
+    except tf.errors.InvalidArgumentError as e:  # e.g. an undecodable image
+        data.check_decodable(split, e)
+        raise
     if total < num_samples:
         raise UserError(f"the {split!r} split of {data.name} has {total} images, fewer than "
                         f"evaluation.num_samples={num_samples}; lower it or choose another "
@@ -217,7 +222,6 @@ def real_activations(data, split, network, num_samples):
                for i in range(0, len(images), 1000)]
     features = np.concatenate([f for f, _ in outputs])
     logits = np.concatenate([l for _, l in outputs])
-    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
