@@ -15,8 +15,8 @@ The real images are a uniform random subset of the split, drawn with a fixed see
 (REAL_SUBSET_SEED), in random order (KID's blocks and IS's splits assume a random order).
 
 scores.jsonl: one JSON object per line (compare_ssgan.jsonl: an append never merges with a
-torn last line). Each line is appended with a single os.write() on a file opened with O_APPEND (atomic with respect to other appenders on a local POSIX
-filesystem), under an exclusive flock that also covers the "already scored?" check, so two
+torn last line). Each line is appended with a single os.write() on a file opened with
+O_APPEND (atomic with respect to other appenders on a local POSIX filesystem), under an exclusive flock that also covers the "already scored?" check, so two
 evaluators of one run never write a step twice. A checkpoint counts as already scored when a
 line has the same step, feature network (name and weights), number of samples, number of fake
 sets, real split and eval seed; changing any of these (e.g. adding an Inception evaluation of
