@@ -133,7 +133,7 @@ class Trainer:
         # Other workers keep one throwaway copy, removed when training ends.
         self.save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
         self._manager = None
-        if tf.io.gfile.glob(os.path.join(self.checkpoint_dir, "*")):  # resuming: same experiment?
+        if checkpoints.listed(self.checkpoint_dir)[0]:  # resuming: is it the same experiment?
             config_contract.check(model_dir, gin.operative_config_str())
         logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
                      f"{architectures.parameter_count(self.gan.generator):,}",
