@@ -31,7 +31,7 @@ def step_of(prefix):
 
 def listed(checkpoint_dir):
     """([(step, prefix)] oldest first, problem): the checkpoints the state file lists, or, if the
-    state file is unreadable or empty (`problem` says so), every ckpt-<step>.index on disk."""
+    state file is missing, unreadable or empty (`problem` says so), every ckpt-<step>.index."""
     state_path = os.path.join(checkpoint_dir, STATE_FILE)
     problem, prefixes = None, []
     if os.path.exists(state_path):
@@ -42,8 +42,10 @@ def listed(checkpoint_dir):
                 problem = f"{state_path} lists no checkpoint"
         except (ValueError, tf.errors.OpError) as e:  # garbage: text_format's ParseError is a ValueError
             problem = f"{state_path} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        if problem:
-            prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index"))]
+    elif glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index")):
+        problem = f"{state_path} is missing"
+    if problem:
+        prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index"))]
     found = []
     for prefix in prefixes:
         prefix = prefix if os.path.isabs(prefix) else os.path.join(checkpoint_dir, prefix)

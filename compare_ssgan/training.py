@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute
+from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute, locks, runner
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -147,10 +147,10 @@ class Trainer:
         fresh run). Newer damaged ones are moved aside (see compare_ssgan.checkpoints)."""
         found, state_problem = checkpoints.listed(self.checkpoint_dir)
         if not found:
-            if state_problem or tf.io.gfile.exists(os.path.join(self.checkpoint_dir, checkpoints.STATE_FILE)):
-                raise UserError(f"{state_problem or 'the checkpoint state file'} and {self.checkpoint_dir} "
-                                f"holds no ckpt-<step>.index file to resume from. Restore the checkpoint "
-                                f"files, or move {self.checkpoint_dir} aside to start this run over.")
+            if state_problem:
+                raise UserError(f"{state_problem}, and {self.checkpoint_dir} holds no ckpt-<step>.index "
+                                f"file to resume from. Restore the checkpoint files, or move "
+                                f"{self.checkpoint_dir} aside to start this run over.")
             logging.info("No checkpoint in %s: starting a new run at step 0.", self.checkpoint_dir)
             return 0
         skipped = []
@@ -263,8 +263,6 @@ class Trainer:
     def stopped(self):
         """{"step", "reason"} if this run's training stopped on a NaN loss and no trainer has
         taken it up since (the training lock's holder is gone), else None."""
-        from compare_ssgan import locks, runner
-
         path = os.path.join(self.model_dir, STOPPED_FILE)
         if not os.path.exists(path) or locks.holder_alive(os.path.join(self.model_dir, runner.TRAINING_LOCK)):
             return None

@@ -120,15 +120,19 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folde
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3")
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff{"])
+@pytest.mark.parametrize("content", [b"", b"\x00garbage\xff{", None])
 def test_unreadable_state_file_lists_the_checkpoint_files(trained, folder, tmp_path, clean_gin, content):
     model_dir, ckpt_dir = _copy(trained, tmp_path)
-    with open(os.path.join(ckpt_dir, "checkpoint"), "wb") as f:
-        f.write(content)
+    if content is None:  # deleted: not a fresh start that would overwrite ckpt-2 and ckpt-4
+        os.remove(os.path.join(ckpt_dir, "checkpoint"))
+    else:
+        with open(os.path.join(ckpt_dir, "checkpoint"), "wb") as f:
+            f.write(content)
     assert _trainer(model_dir, folder).restore() == 4
-    [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
-    with open(os.path.join(aside, "checkpoint"), "rb") as f:
-        assert f.read() == content  # the bad state file is kept, and a good one written
+    if content is not None:
+        [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
+        with open(os.path.join(aside, "checkpoint"), "rb") as f:
+            assert f.read() == content  # the bad state file is kept, and a good one written
     assert [s for s, _ in checkpoints.listed(ckpt_dir)[0]] == [2, 4] and not checkpoints.listed(ckpt_dir)[1]
 
 
