@@ -441,3 +441,24 @@ def test_wrong_value_types_in_gin(clean_gin, binding, message):
 def test_integral_float_is_accepted(clean_gin):
     main.parse_gin([], ["options.training_steps=1e5"])
     assert training.options().training_steps == 100_000
+
+
+def test_continuous_eval_stops_when_its_trainer_is_gone(trained, folder, cache, tmp_path, clean_gin, monkeypatch):
+    import socket
+
+    from compare_ssgan import runner
+
+    monkeypatch.setenv("COMPARE_SSGAN_CACHE", cache)
+    model_dir, _ = _copy(trained, tmp_path)
+    lock = os.path.join(model_dir, runner.TRAINING_LOCK)
+    with open(lock, "w") as f:
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")  # a trainer running (alive)
+
+    def trainer_dies(seconds):  # killed (e.g. kill -9) while continuous_eval waits
+        with open(lock, "w") as f:
+            f.write(f"pid 999999999 on {socket.gethostname()}\n")
+
+    monkeypatch.setattr(evaluator.time, "sleep", trainer_dies)
+    trainer = _trainer(model_dir, folder, params=["options.training_steps=8", "evaluation.num_fake_sets=1"])
+    with pytest.raises(UserError, match="is gone .* before step 8; last scored step: 4"):
+        evaluator.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)

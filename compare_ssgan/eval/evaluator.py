@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, datasets, disk, jsonl, provenance
+from compare_ssgan import architectures, checkpoints, datasets, disk, jsonl, locks, provenance, runner
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -485,7 +485,8 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
 
     Waits `continuous_eval.timeout_secs` at most for a new checkpoint, then raises UserError.
     If the trainer stopped on a NaN loss (training.STOPPED_FILE, its lock free), it records the
-    divergence as eval_after_train does and stops at once.
+    divergence as eval_after_train does and stops at once; if a trainer seen running (the holder
+    of the training lock, on this host) is gone before the final step, it stops with an error.
     """
     default_timeout, default_poll = continuous_eval_options()
     timeout_secs = default_timeout if timeout_secs is None else timeout_secs
@@ -494,9 +495,12 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
     evaluator = Evaluator(trainer)
     logging.info("Continuous evaluation of %s until step %d (%s).", trainer.checkpoint_dir, final,
                  evaluator.label)
-    last_progress = time.time()
+    last_progress, trainer_seen = time.time(), False
+    lock = os.path.join(trainer.model_dir, runner.TRAINING_LOCK)
     while True:
-        stopped = trainer.stopped()  # read first: its checkpoints are all written by then
+        # Read first: a trainer's checkpoints are all written before it stops or exits.
+        stopped, alive = trainer.stopped(), locks.holder_alive(lock)
+        trainer_seen = trainer_seen or bool(alive)
         if evaluator.evaluate_pending():
             last_progress = time.time()
         scored = evaluator.scored_steps()
@@ -510,6 +514,10 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
                                f"continuous_eval scored the checkpoints it kept, recorded step "
                                f"{stopped.get('step')} as diverged in {SCORES_FILE}, and stops.",
                                step=stopped.get("step"))
+        if trainer_seen and alive is False:
+            raise UserError(f"the trainer of {trainer.model_dir} is gone (its process ended) before step "
+                            f"{final}; last scored step: {max(scored, default=None)}. Resume it with its "
+                            f"training command, then start continuous_eval again.")
         waited = time.time() - last_progress
         if waited >= timeout_secs:
             latest = max(scored, default=None)
