@@ -47,8 +47,7 @@ def listed(checkpoint_dir):
     if problem:
         prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(checkpoint_dir, "ckpt-*.index"))]
     found = []
-    for prefix in prefixes:
-        prefix = prefix if os.path.isabs(prefix) else os.path.join(checkpoint_dir, prefix)
+    for prefix in prefixes:  # tf joins the state file's relative paths to checkpoint_dir
         if step_of(prefix) is None:
             logging.warning("Skipping checkpoint %s: its name does not end in -<step>.", prefix)
         else:
@@ -84,6 +83,15 @@ def set_aside(checkpoint_dir, prefixes, state_file_too=False):
 
 
 def write_state(checkpoint_dir, prefixes):
-    """Rewrites the state file to list `prefixes` (oldest first; the last is the latest)."""
-    tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, prefixes[-1],
-                                               all_model_checkpoint_paths=prefixes)
+    """Rewrites the state file (atomically) to list `prefixes`, oldest first, the last being the
+    latest; by file name, as CheckpointManager writes it, so the run directory stays movable."""
+    names = [os.path.basename(p) for p in prefixes]
+    # Timestamps too: CheckpointManager only manages (and lists again) checkpoints that have one.
+    times = [os.path.getmtime(os.path.join(checkpoint_dir, name + ".index")) for name in names]
+    text = (f'model_checkpoint_path: "{names[-1]}"\n'
+            + "".join(f'all_model_checkpoint_paths: "{name}"\n' for name in names)
+            + "".join(f"all_model_checkpoint_timestamps: {t!r}\n" for t in times))
+    tmp = os.path.join(checkpoint_dir, f".{STATE_FILE}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(checkpoint_dir, STATE_FILE))

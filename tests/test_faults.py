@@ -116,7 +116,8 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folde
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-2")
     # Every restored variable is ckpt-2's (a failed attempt at ckpt-4 left nothing behind).
     assert_same_weights(os.path.join(ckpt_dir, "ckpt-2"), trainer.checkpoint.write(str(tmp_path / "now")))
-    trainer.save(3)  # training goes on from there
+    trainer.save(3)  # training goes on from there, ckpt-2 still listed (and so evaluated)
+    assert [step for step, _ in checkpoints.listed(ckpt_dir)[0]] == [2, 3]
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-3")
 
 
@@ -128,18 +129,22 @@ def test_unreadable_state_file_lists_the_checkpoint_files(trained, folder, tmp_p
     else:
         with open(os.path.join(ckpt_dir, "checkpoint"), "wb") as f:
             f.write(content)
-    assert _trainer(model_dir, folder).restore() == 4
+    trainer = _trainer(model_dir, folder)
+    assert trainer.restore() == 4
     if content is not None:
         [aside] = glob.glob(os.path.join(ckpt_dir, "damaged-*"))
         with open(os.path.join(aside, "checkpoint"), "rb") as f:
             assert f.read() == content  # the bad state file is kept, and a good one written
     assert [s for s, _ in checkpoints.listed(ckpt_dir)[0]] == [2, 4] and not checkpoints.listed(ckpt_dir)[1]
+    trainer.save(5)
+    assert [s for s, _ in checkpoints.listed(ckpt_dir)[0]] == [2, 4, 5]
 
 
 def test_cli_resumes_from_the_previous_checkpoint_after_a_bit_flip(trained, tmp_path):
     model_dir, ckpt_dir = _copy(trained, tmp_path)
     _flip_a_bit(ckpt_dir)
-    result = run_cli(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=6"]))
+    relative = os.path.relpath(model_dir, REPO)  # as the README's `--model_dir=runs/...`
+    result = run_cli(smoke_args(relative, "cifar10/uncond.gin", params=["options.training_steps=6"]))
     assert "Damaged checkpoint(s) skipped: ckpt-4" in result.stderr and "not deleted" in result.stderr
     assert "at step 2" in result.stderr and "Training steps 2 -> 6" in result.stderr
     assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
