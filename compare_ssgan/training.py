@@ -260,6 +260,13 @@ class Trainer:
             _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
         return path
 
+    def record_stop(self, error):
+        """Leaves STOPPED_FILE for a NaNLossError: a continuous_eval beside this trainer then
+        records the divergence and stops instead of waiting for checkpoints that never come."""
+        if self.is_chief:
+            _atomic_write(os.path.join(self.model_dir, STOPPED_FILE),
+                          json.dumps({"step": error.step, "reason": str(error)}).encode())
+
     def stopped(self):
         """{"step", "reason"} if this run's training stopped on a NaN loss and no trainer has
         taken it up since (the training lock's holder is gone), else None."""
@@ -307,9 +314,7 @@ class Trainer:
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
                     "Try lower learning rates, a penalty, or spectral norm.", step=step)
-                if self.is_chief:  # tells a continuous_eval beside it not to wait for more
-                    _atomic_write(os.path.join(self.model_dir, STOPPED_FILE),
-                                  json.dumps({"step": step, "reason": str(error)}).encode())
+                self.record_stop(error)
                 raise error
             done = step == opts.training_steps
             if step % opts.log_every == 0 or done:

@@ -1,10 +1,11 @@
 """User mistakes end with one clear message naming the fix (exit code 2), no traceback."""
+import json
 import os
 
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import runner
+from compare_ssgan import runner, training
 from run_helpers import run_cli, smoke_args
 
 
@@ -50,6 +51,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         "non-finite loss at generator step 3", "last good checkpoint")
     assert "ckpt-2" in result.stderr
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
+    with open(os.path.join(model_dir, training.STOPPED_FILE)) as f:  # for a continuous_eval beside it
+        assert json.load(f)["step"] == 3
 
 
 def test_second_trainer_in_a_model_dir_is_refused(tmp_path):
