@@ -102,6 +102,7 @@ DAMAGE = {"bit flip in .data": _flip_a_bit, "truncated .data": _truncate, "delet
 @pytest.mark.parametrize("how", list(DAMAGE))
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folder, tmp_path, clean_gin, how,
                                                                   monkeypatch, caplog):
+    caplog.set_level("INFO")
     _copy(trained, tmp_path)
     monkeypatch.chdir(tmp_path)
     model_dir, ckpt_dir = "run", os.path.join("run", "checkpoints")  # relative, as `--model_dir=runs/x`
