@@ -28,8 +28,10 @@ batch. The skip runs before decoding (on file paths or encoded bytes), so it is 
 import dataclasses
 import hashlib
 import os
+import shutil
 import tarfile
 import tempfile
+import zlib
 
 import gin
 import numpy as np
@@ -98,21 +100,40 @@ def cache_dir():
                           os.path.join(os.path.expanduser("~"), ".cache", "compare_ssgan"))
 
 
+def cache_subdir(name):
+    """cache_dir()/name, created; a UserError naming the fix if it cannot be."""
+    path = os.path.join(cache_dir(), name)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise UserError(f"the cache directory {path} is not writable ({e.strerror or e}). Set "
+                        f"COMPARE_SSGAN_CACHE to a directory you can write to, or fix its "
+                        f"permissions.") from e
+    return path
+
+
 def _extract_once(archive):
-    """Extracts a .tar.gz into the cache, atomically (a crash never leaves a half copy)."""
+    """Extracts a .tar.gz into the cache, atomically (a crash never leaves a half copy, and a
+    failed extraction leaves no staging directory behind)."""
     stat = os.stat(archive)
     key = hashlib.sha1(f"{os.path.abspath(archive)}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = os.path.join(cache_dir(), "image_folders", f"{os.path.basename(archive)}-{key}")
+    target = os.path.join(cache_subdir("image_folders"), f"{os.path.basename(archive)}-{key}")
     if os.path.isdir(target):
         return target
-    os.makedirs(os.path.dirname(target), exist_ok=True)
     staging = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".extracting-")
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(staging, filter="data")
-    except (tarfile.TarError, OSError) as e:
-        raise UserError(f"cannot extract image folder archive {archive}: {e}. Check the file "
-                        f"is a readable .tar.gz in split/class/image layout.") from e
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:  # EOFError: a truncated .gz
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"cannot extract image folder archive {archive}: {type(e).__name__}: {e}. "
+                        f"It is truncated or corrupted (or the disk is full): copy or download it "
+                        f"again; it must be a .tar.gz in split/class/image layout.") from e
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         os.rename(staging, target)
     except OSError:  # another process finished first
@@ -179,9 +200,9 @@ class Dataset:
 
     # Sources: (element, label) in a fixed order, plus how to turn an element into pixels.
 
-    def _folder_source(self, split):
+    def _folder_files(self, split):
         """Labelled: split/<class>/<image>. Unlabelled: images in split/ and any subfolders
-        one level down (their names are ignored), all labelled 0."""
+        one level down (their names are ignored), all labelled 0. Returns (paths, labels)."""
         root = os.path.join(_split_root(self.image_folder, split), split)
         classes = sorted(c for c in os.listdir(root) if os.path.isdir(os.path.join(root, c)))
         labelled = self.info.class_names is not None
@@ -196,7 +217,45 @@ class Dataset:
             labels += [index.get(c, 0)] * len(files)
         if not paths:
             raise UserError(f"image folder {root} holds no images")
+        return paths, labels
+
+    def _folder_source(self, split):
+        paths, labels = self._folder_files(split)
         return tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int32))), tf.io.read_file, len(paths)
+
+    def check_decodable(self, split, error):
+        """After `error` (a tf InvalidArgumentError) stopped reading `split`: if image-folder
+        files cannot be decoded, a UserError naming them. Runs only on failure (it decodes the
+        whole split), so a healthy folder costs nothing; bad files stop the run rather than
+        being skipped, which would change what a run trains and is scored on."""
+        if not self.image_folder:
+            return
+        channels = self.image_shape[2]
+        paths = self._folder_files(split)[0]
+
+        def decode(path):
+            image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
+            return path, tf.shape(image)[0]
+
+        ds = tf.data.Dataset.from_tensor_slices(paths).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        readable = {p.decode() for p, _ in ds.ignore_errors().as_numpy_iterator()}
+        bad = [p for p in paths if p not in readable]
+        if bad:
+            raise UserError(f"{len(bad)} file(s) in image folder {self.image_folder} ({split} split) cannot "
+                            f"be decoded as images: {', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''} "
+                            f"({str(error).strip().splitlines()[0][:200]}). Remove or replace them, then "
+                            f"run the same command again (training resumes from its last checkpoint).") from error
+
+    def content_fingerprint(self, split):
+        """A digest of an image folder split's file list, sizes and modification times (None for
+        tfds, whose data is versioned): a cache keyed by it is not reused for replaced images."""
+        if not self.image_folder:
+            return None
+        digest = hashlib.sha1()
+        for path in self._folder_files(split)[0]:
+            stat = os.stat(path)
+            digest.update(f"{os.path.relpath(path, self.image_folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
 
     def _tfds_source(self, split):
         import tensorflow_datasets as tfds

@@ -28,3 +28,23 @@ def acquire(path):
     f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     f.flush()
     return f, unsupported
+
+
+def holder_alive(path):
+    """Whether the holder last named in lock file `path` is a live process: True/False on this
+    host, None when unknown (no holder named, or another host). Reads only: probing with flock
+    could make a trainer starting at that moment fail to get the lock."""
+    try:
+        with open(path) as f:
+            words = f.read().split()
+    except OSError:
+        return None
+    if len(words) != 4 or words[0] != "pid" or words[3] != socket.gethostname() or not words[1].isdigit():
+        return None
+    try:
+        os.kill(int(words[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures
+from compare_ssgan import architectures, checkpoints
 from compare_ssgan.errors import UserError
 
 OPERATIVE_CONFIG = "operative_config.gin"
@@ -86,7 +86,6 @@ def _query(name):
 def load(model_dir, step=None):
     """The run in `model_dir` with the checkpoint of `step` restored (None: the latest)."""
     from compare_ssgan import cli, training
-    from compare_ssgan.eval import evaluator
 
     if not model_dir or not os.path.isdir(model_dir):
         raise UserError(f"--model_dir={model_dir} is not a directory. Pass the --model_dir a training "
@@ -95,7 +94,7 @@ def load(model_dir, step=None):
     if not os.path.isfile(config):
         raise UserError(f"{model_dir} is not a training run: it has no {OPERATIVE_CONFIG} (written when "
                         f"training starts). Pass the --model_dir given to compare_ssgan.main.")
-    found = dict(evaluator.checkpoints(os.path.join(model_dir, training.CHECKPOINT_SUBDIR)))
+    found = dict(checkpoints.listed(os.path.join(model_dir, training.CHECKPOINT_SUBDIR))[0])
     if not found:
         raise UserError(f"{model_dir} has no checkpoints yet ({training.CHECKPOINT_SUBDIR}/ is empty or "
                         f"missing); train it first, or wait for its first checkpoint.")

@@ -5,6 +5,7 @@ each on a fresh real batch. Resuming restores the step, and the input pipeline s
 the examples already consumed, so a resumed run sees the same data as an uninterrupted one.
 """
 import dataclasses
+import json
 import math
 import os
 import time
@@ -15,11 +16,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, distribute
+from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute, locks, runner
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
+STOPPED_FILE = "training_stopped.json"  # {"step", "reason"} of a training stopped by a NaN loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,15 +50,38 @@ def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e
     """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
     turns on TensorFlow's op determinism (slower) for bit-reproducible runs; the EMA generator
     (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start)."""
-    if training_steps < 0 or batch_size < 1 or disc_iters < 1:
+    whole = {name: _whole("options." + name, value) for name, value in (
+        ("training_steps", training_steps), ("batch_size", batch_size), ("seed", seed),
+        ("disc_iters", disc_iters), ("log_every", log_every), ("save_every", save_every),
+        ("sample_every", sample_every), ("keep_checkpoints", keep_checkpoints),
+        ("ema_start_step", ema_start_step))}
+    real = {name: _real("options." + name, value) for name, value in (
+        ("g_lr", g_lr), ("d_lr", d_lr), ("beta1", beta1), ("beta2", beta2))}
+    if whole["training_steps"] < 0 or whole["batch_size"] < 1 or whole["disc_iters"] < 1:
         raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
-    for name, every in (("log_every", log_every), ("save_every", save_every), ("sample_every", sample_every)):
-        if every < 1:
-            raise UserError(f"options.{name} must be >= 1 (got {every})")
-    return Options(int(training_steps), int(batch_size), int(seed), int(disc_iters), float(g_lr),
-                   float(d_lr), float(beta1), float(beta2),
-                   None if ema_decay is None else float(ema_decay), int(ema_start_step), int(log_every),
-                   int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic))
+    for name in ("log_every", "save_every", "sample_every"):
+        if whole[name] < 1:
+            raise UserError(f"options.{name} must be >= 1 (got {whole[name]})")
+    if not isinstance(deterministic, bool):
+        raise UserError(f"options.deterministic must be True or False (got {deterministic!r})")
+    return Options(ema_decay=None if ema_decay is None else _real("options.ema_decay", ema_decay),
+                   deterministic=deterministic, **whole, **real)
+
+
+def _whole(name, value):
+    """`value` as an int; a UserError for text, or a fraction that int() would truncate."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 1e5
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UserError(f"{name} must be a whole number (got {value!r}); set e.g. "
+                        f"--gin_param=\"{name}=1000\"")
+    return value
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{name} must be a number (got {value!r}); set e.g. --gin_param=\"{name}=0.0002\"")
+    return float(value)
 
 
 def _format_duration(seconds):
@@ -110,8 +135,9 @@ class Trainer:
         # Every worker must save; only the chief's copy is kept (tf.distribute's convention).
         # Other workers keep one throwaway copy, removed when training ends.
         self.save_dir = self.checkpoint_dir if self.is_chief else os.path.join(model_dir, f".tmp_{self.task}")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self.save_dir, max_to_keep=self.opts.keep_checkpoints if self.is_chief else 1)
+        self._manager = None
+        if checkpoints.listed(self.checkpoint_dir)[0]:  # resuming: is it the same experiment?
+            config_contract.check(model_dir, gin.operative_config_str())
         logging.info("Parameters: generator %s, discriminator %s (%s, %s)",
                      f"{architectures.parameter_count(self.gan.generator):,}",
                      f"{architectures.parameter_count(self.gan.discriminator):,}",
@@ -120,31 +146,77 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def restore(self):
-        """Restores the latest checkpoint, if any; returns its step (0 for a fresh run)."""
-        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
-        state_file = os.path.join(self.checkpoint_dir, "checkpoint")
-        if latest is None:
-            if tf.io.gfile.exists(state_file):
-                raise UserError(f"{state_file} names a checkpoint whose files are missing. Restore "
-                                f"them, or delete {self.checkpoint_dir} to start this run over.")
+        """Restores the newest checkpoint that can be read, if any; returns its step (0 for a
+        fresh run). Newer damaged ones are moved aside (see compare_ssgan.checkpoints)."""
+        found, state_problem = checkpoints.listed(self.checkpoint_dir)
+        if not found:
+            if state_problem:
+                raise UserError(f"{state_problem}, and {self.checkpoint_dir} holds no ckpt-<step>.index "
+                                f"file to resume from. Restore the checkpoint files, or move "
+                                f"{self.checkpoint_dir} aside to start this run over.")
             logging.info("No checkpoint in %s: starting a new run at step 0.", self.checkpoint_dir)
             return 0
-        try:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:  # Assertion: config changed
-            files = ", ".join(sorted(os.path.basename(p) for p in tf.io.gfile.glob(latest + ".*")))
-            raise UserError(
-                f"cannot restore the latest checkpoint {latest}: {type(e).__name__}: "
-                f"{str(e).splitlines()[0][:300]}\n"
-                f"If it is corrupted, delete its files ({files}) and the run resumes from the previous "
-                f"checkpoint; if the gin config changed since it was written, use the original config "
-                f"or a new --model_dir.") from e
+        skipped = []
+        for _, path in reversed(found):
+            try:
+                # A failed attempt may have assigned some variables; the next successful restore
+                # assigns every one (assert_existing_objects_matched), so nothing stays mixed.
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+                break
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+                reason = checkpoints.damage(path)
+                if reason is None:  # readable, but not this model: the config changed
+                    raise UserError(
+                        f"cannot restore checkpoint {path}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:300]}\nIts files are intact, so the gin config "
+                        f"differs from the one that wrote it: use the original config "
+                        f"({os.path.join(self.model_dir, 'operative_config.gin')}) or a new "
+                        f"--model_dir.") from e
+                skipped.append((path, reason))
+        else:
+            path = None
+        if skipped or state_problem:
+            self._set_aside(found, skipped, state_problem, restored=path)
+        if path is None:
+            raise UserError(f"no checkpoint in {self.checkpoint_dir} can be read (damaged: "
+                            + "; ".join(f"{os.path.basename(p)}: {r}" for p, r in skipped)
+                            + "). Their files were moved aside, not deleted. Run the same command "
+                            "again to start this run over from step 0.")
         step = int(self.step.numpy())
-        logging.info("Resuming from %s at step %d.", latest, step)
+        logging.info("Resuming from %s at step %d.", path, step)
         return step
 
+    def _set_aside(self, found, skipped, state_problem, restored):
+        """Moves damaged checkpoints aside, rewrites the state file, logs why (chief only:
+        other workers only read the chief's directory)."""
+        names = ", ".join(f"{os.path.basename(p)} ({r})" for p, r in skipped)
+        if not self.is_chief:
+            logging.warning("Skipped damaged checkpoint(s) %s.", names or "none")
+            return
+        damaged = {p for p, _ in skipped}
+        kept = [p for _, p in found if p not in damaged]
+        folder = checkpoints.set_aside(self.checkpoint_dir, damaged,
+                                       state_file_too=state_problem is not None or not kept)
+        if kept:
+            checkpoints.write_state(self.checkpoint_dir, kept)
+        self._manager = None  # re-read the state file
+        logging.warning("%sDamaged checkpoint(s) skipped: %s. Their files (and any unreadable state file) "
+                        "were moved to %s, not deleted; resuming from %s.",
+                        f"{state_problem}: listed the ckpt-*.index files instead. " if state_problem else "",
+                        names or "none", folder, restored and os.path.basename(restored))
+
+    @property
+    def manager(self):
+        """Built on first use: restore() may first have to repair the state file it reads."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self.save_dir,
+                max_to_keep=self.opts.keep_checkpoints if self.is_chief else 1)
+        return self._manager
+
     def save(self, step):
-        self.manager.save(checkpoint_number=step)
+        with disk.no_space_is_a_user_error(f"checkpoint ckpt-{step}", self.save_dir):
+            self.manager.save(checkpoint_number=step)
 
     # -- the step ---------------------------------------------------------------------------
 
@@ -186,16 +258,39 @@ class Trainer:
         labels = tf.range(num, dtype=tf.int32) % self.data.num_classes
         images = self.gan.sampling_generator(z, labels, training=False)
         path = os.path.join(self.model_dir, "samples", f"step_{step:06d}.png")
-        tf.io.gfile.makedirs(os.path.dirname(path))
-        _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
+        with disk.no_space_is_a_user_error(f"sample grid {os.path.basename(path)}", os.path.dirname(path)):
+            tf.io.gfile.makedirs(os.path.dirname(path))
+            _atomic_write(path, tf.io.encode_png(image_grid(images)).numpy())
         return path
+
+    def record_stop(self, error):
+        """Leaves STOPPED_FILE for a NaNLossError: a continuous_eval beside this trainer then
+        records the divergence and stops instead of waiting for checkpoints that never come."""
+        if self.is_chief:
+            _atomic_write(os.path.join(self.model_dir, STOPPED_FILE),
+                          json.dumps({"step": error.step, "reason": str(error)}).encode())
+
+    def stopped(self):
+        """{"step", "reason"} if this run's training stopped on a NaN loss and no trainer has
+        taken it up since (the training lock's holder is gone), else None."""
+        path = os.path.join(self.model_dir, STOPPED_FILE)
+        if not os.path.exists(path) or locks.holder_alive(os.path.join(self.model_dir, runner.TRAINING_LOCK)):
+            return None
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
 
     def train(self):
         opts = self.opts
+        if self.is_chief and os.path.exists(os.path.join(self.model_dir, STOPPED_FILE)):
+            os.remove(os.path.join(self.model_dir, STOPPED_FILE))  # a status, superseded by this attempt
         start = self.restore()
         if self.is_chief:
-            _atomic_write(os.path.join(self.model_dir, "operative_config.gin"),
-                          gin.operative_config_str().encode())
+            with disk.no_space_is_a_user_error(config_contract.CONFIG_FILE, self.model_dir):
+                _atomic_write(os.path.join(self.model_dir, config_contract.CONFIG_FILE),
+                              gin.operative_config_str().encode())
         if start >= opts.training_steps:
             logging.info("Already trained to step %d (training_steps=%d); nothing to do.",
                          start, opts.training_steps)
@@ -208,16 +303,22 @@ class Trainer:
                      opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
         step = start
         while step < opts.training_steps:
-            metrics = {k: float(v) for k, v in train_step(iterator).items()}
+            try:
+                metrics = {k: float(v) for k, v in train_step(iterator).items()}
+            except tf.errors.InvalidArgumentError as e:  # e.g. an undecodable image
+                self.data.check_decodable(self.data.info.train_split, e)
+                raise
             step += 1
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
                 kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
-                raise NaNLossError(
+                error = NaNLossError(
                     f"non-finite loss at generator step {step}: "
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
                     "Try lower learning rates, a penalty, or spectral norm.", step=step)
+                self.record_stop(error)
+                raise error
             done = step == opts.training_steps
             if step % opts.log_every == 0 or done:
                 now = time.time()

@@ -1,10 +1,11 @@
 """User mistakes end with one clear message naming the fix (exit code 2), no traceback."""
+import json
 import os
 
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import runner
+from compare_ssgan import runner, training
 from run_helpers import run_cli, smoke_args
 
 
@@ -39,26 +40,19 @@ def test_unwritable_model_dir(tmp_path):
     _fails_with(smoke_args(str(blocker / "run"), "cifar10/uncond.gin"), "is not writable")
 
 
-def test_corrupted_latest_checkpoint(tmp_path):
-    model_dir = str(tmp_path / "run")
-    run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
-    with open(latest + ".index", "wb") as f:
-        f.write(b"garbage")
-    _fails_with(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=6"]),
-                "cannot restore the latest checkpoint", "ckpt-4.index", "resumes from the previous")
-
-
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     model_dir = str(tmp_path / "run")
     run_cli(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=2"]))
     # Resumed with a penalty weight that overflows float32: step 3's D loss is inf.
     result = _fails_with(
         smoke_args(model_dir, "cifar10/uncond.gin",
-                   params=["penalty.fn=@wgan_gp", "penalty.weight=1e39"]),
+                   params=["penalty.fn=@wgan_gp", "penalty.weight=1e39",
+                           "config_contract.accept=['penalty.fn', 'penalty.weight']"]),
         "non-finite loss at generator step 3", "last good checkpoint")
     assert "ckpt-2" in result.stderr
     assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
+    with open(os.path.join(model_dir, training.STOPPED_FILE)) as f:  # for a continuous_eval beside it
+        assert json.load(f)["step"] == 3
 
 
 def test_second_trainer_in_a_model_dir_is_refused(tmp_path):

@@ -8,14 +8,15 @@ FID/KID/IS per set come from compare_ssgan.eval.metrics; the record holds their 
 sample standard deviation (ddof=1; null for a single set) over the fake sets.
 
 Real activations are cached under datasets.cache_dir()/real_activations/, one .npz per
-(dataset, source, split, feature network and its weights, number of samples), written to a
+(dataset, source, split, feature network and its weights, number of samples, and for an image
+folder the split's file list, sizes and modification times), written to a
 temporary file and renamed, so a sweep computes them once and a crash never leaves half a file.
 The real images are a uniform random subset of the split, drawn with a fixed seed
 (REAL_SUBSET_SEED), in random order (KID's blocks and IS's splits assume a random order).
 
-scores.jsonl: one "score" record (compare_ssgan.results) per line. Each line is appended with a
-single os.write() on a file opened with O_APPEND (atomic with respect to other appenders on a
-local POSIX filesystem), under an exclusive flock that also covers the "already scored?" check, so two
+scores.jsonl: one "score" record (compare_ssgan.results) per line (compare_ssgan.jsonl: an
+append never merges with a torn last line). Each line is appended with a single os.write() on a
+file opened with O_APPEND (atomic with respect to other appenders on a local POSIX filesystem), under an exclusive flock that also covers the "already scored?" check, so two
 evaluators of one run never write a step twice. A checkpoint counts as already scored when a
 line has the same step, feature network (name and weights), number of samples, number of fake
 sets, real split and eval seed; changing any of these (e.g. adding an Inception evaluation of
@@ -23,7 +24,9 @@ a run scored offline) appends new lines. JSON has no NaN: undefined values are n
 
 A generator whose samples are not finite is recorded with "status": "diverged" and null
 metrics; one whose samples are all identical gets "status": "collapsed" (its metrics are still
-computed: they are valid, and bad). Healthy checkpoints have "status": "ok".
+computed: they are valid, and bad). A checkpoint whose files cannot be read (see
+compare_ssgan.checkpoints) gets "status": "damaged", null metrics and a "reason", and the other
+checkpoints are still scored. Healthy checkpoints have "status": "ok".
 """
 import contextlib
 import dataclasses
@@ -41,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, datasets, provenance, results
+from compare_ssgan import architectures, checkpoints, datasets, disk, jsonl, locks, provenance, results, runner
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.eval import feature_networks, metrics
 
@@ -122,20 +125,10 @@ def _json_safe(value):
 
 
 def read_scores(model_dir):
-    """The records of <model_dir>/scores.jsonl (a malformed line is skipped with a warning)."""
+    """The records of <model_dir>/scores.jsonl (an unreadable line is skipped with a warning
+    naming its line number)."""
     path = os.path.join(model_dir, SCORES_FILE)
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                logging.warning("%s line %d is not valid JSON; ignoring it.", path, number)
-    return records
+    return jsonl.read(path) if os.path.exists(path) else []
 
 
 def score_key(record):
@@ -149,7 +142,7 @@ def score_key(record):
 @contextlib.contextmanager
 def _locked_scores(model_dir):
     """An O_APPEND descriptor of scores.jsonl, held under an exclusive flock."""
-    fd = os.open(os.path.join(model_dir, SCORES_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(model_dir, SCORES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
@@ -159,15 +152,12 @@ def _locked_scores(model_dir):
 
 def append_score(model_dir, record):
     """Appends `record` as one line unless an equal-key record exists; returns True if written."""
-    line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode("utf-8")
     with _locked_scores(model_dir) as fd:
         if any(score_key(r) == score_key(record) for r in read_scores(model_dir)):
             logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
             return False
-        written = os.write(fd, line)
-        if written != len(line):
-            raise OSError(f"short write to {SCORES_FILE} ({written} of {len(line)} bytes)")
-        os.fsync(fd)
+        with disk.no_space_is_a_user_error(f"a score (step {record.get('step')})", model_dir):
+            jsonl.append(fd, _json_safe(record))
     return True
 
 
@@ -201,10 +191,10 @@ def real_activations(data, split, network, num_samples):
     key = {"dataset": data.name, "source": data.source_description, "split": split,
            "feature_network": network.info.name, "feature_network_source": network.info.source,
            "num_samples": int(num_samples), "subset": f"uniform random, seed {REAL_SUBSET_SEED}",
-           "version": 1}
+           "content": data.content_fingerprint(split), "version": 2}
     key_json = json.dumps(key, sort_keys=True)
     digest = hashlib.sha1(key_json.encode()).hexdigest()[:12]
-    directory = os.path.join(datasets.cache_dir(), "real_activations")
+    directory = datasets.cache_subdir("real_activations")
     path = os.path.join(directory, f"{data.name}-{split}-{network.info.name}-{num_samples}-{digest}.npz")
     if os.path.exists(path):
         try:
@@ -219,7 +209,11 @@ def real_activations(data, split, network, num_samples):
     # Kept as uint8 until the network runs (a quarter of the memory of float32; exact for
     # images stored at the dataset's resolution, within half a grey level for resized ones).
     images = (_to_uint8(x.numpy()) for x, _ in data.eval_input(500, split=split))
-    images, total = _random_subset(images, num_samples, REAL_SUBSET_SEED)
+    try:
+        images, total = _random_subset(images, num_samples, REAL_SUBSET_SEED)
+    except tf.errors.InvalidArgumentError as e:  # e.g. an undecodable image
+        data.check_decodable(split, e)
+        raise
     if total < num_samples:
         raise UserError(f"the {split!r} split of {data.name} has {total} images, fewer than "
                         f"evaluation.num_samples={num_samples}; lower it or choose another "
@@ -228,7 +222,6 @@ def real_activations(data, split, network, num_samples):
                for i in range(0, len(images), 1000)]
     features = np.concatenate([f for f, _ in outputs])
     logits = np.concatenate([l for _, l in outputs])
-    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -258,20 +251,6 @@ def untracked_variables(checkpoint, model):
     in a Python list are invisible to tf.train.Checkpoint unless reached another way)."""
     tracked = {id(x) for x in tf.train.TrackableView(checkpoint).descendants()}
     return [w.path for w in model.weights if id(w) not in tracked]
-
-
-def checkpoints(checkpoint_dir):
-    """[(step, path)] of the checkpoints the run's CheckpointManager has committed, by step."""
-    state = tf.train.get_checkpoint_state(checkpoint_dir)
-    if state is None:
-        return []
-    found = []
-    for path in state.all_model_checkpoint_paths:  # relative ones already joined to checkpoint_dir
-        try:
-            found.append((int(path.rsplit("-", 1)[1]), path))
-        except (IndexError, ValueError):
-            logging.warning("Skipping checkpoint %s: its name does not end in -<step>.", path)
-    return sorted(found)
 
 
 class Evaluator:
@@ -316,7 +295,10 @@ class Evaluator:
             # Every object must get values: e.g. an EMA generator evaluated from a run trained
             # without EMA would otherwise be scored with its random initial weights.
             self.trainer.checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
+            reason = checkpoints.damage(path)
+            if reason is not None and tf.io.gfile.exists(path + ".index"):  # else: deleted, not damaged
+                return self._damaged(path, reason, start)
             raise UserError(f"cannot restore checkpoint {path} for evaluation: {type(e).__name__}: "
                             f"{str(e).splitlines()[0][:300]}. If the gin config changed since "
                             f"training, evaluate with the original config.") from e
@@ -329,6 +311,17 @@ class Evaluator:
         record.update(combined)
         record.update(self._context(), per_set=per_set, eval_seconds=round(time.time() - start, 2))
         results.validate(_json_safe(record), f"the score of {path}")
+        return record
+
+    def _damaged(self, path, reason, start):
+        """The record of a checkpoint whose files cannot be read: null metrics, the reason;
+        scoring goes on with the other checkpoints (the files are left where they are)."""
+        logging.warning("Checkpoint %s is damaged (%s): recording it as such and going on.", path, reason)
+        record = {"step": checkpoints.step_of(path), "checkpoint": os.path.basename(path),
+                  "status": "damaged", "reason": reason}
+        for name in ("fid", "kid", "inception_score"):
+            record[name] = record[f"{name}_std"] = None
+        record.update(self._context(), per_set=[], eval_seconds=round(time.time() - start, 2))
         return record
 
     def _context(self):
@@ -377,7 +370,7 @@ class Evaluator:
     def evaluate_pending(self):
         """Scores every committed checkpoint not yet in scores.jsonl; returns the steps written."""
         written = []
-        for step, path in checkpoints(self.trainer.checkpoint_dir):
+        for step, path in checkpoints.listed(self.trainer.checkpoint_dir)[0]:
             if step in self.scored_steps():
                 continue
             try:
@@ -524,6 +517,9 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
     """Scores each checkpoint as it appears; stops once options.training_steps is scored.
 
     Waits `continuous_eval.timeout_secs` at most for a new checkpoint, then raises UserError.
+    If the trainer stopped on a NaN loss (training.STOPPED_FILE, its lock free), it records the
+    divergence as eval_after_train does and stops at once; if a trainer seen running (the holder
+    of the training lock, on this host) is gone before the final step, it stops with an error.
     """
     default_timeout, default_poll = continuous_eval_options()
     timeout_secs = default_timeout if timeout_secs is None else timeout_secs
@@ -532,8 +528,12 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
     evaluator = Evaluator(trainer)
     logging.info("Continuous evaluation of %s until step %d (%s).", trainer.checkpoint_dir, final,
                  evaluator.label)
-    last_progress = time.time()
+    last_progress, trainer_seen = time.time(), False
+    lock = os.path.join(trainer.model_dir, runner.TRAINING_LOCK)
     while True:
+        # Read first: a trainer's checkpoints are all written before it stops or exits.
+        stopped, alive = trainer.stopped(), locks.holder_alive(lock)
+        trainer_seen = trainer_seen or bool(alive)
         if evaluator.evaluate_pending():
             last_progress = time.time()
         scored = evaluator.scored_steps()
@@ -541,6 +541,16 @@ def continuous_eval(trainer, timeout_secs=None, poll_secs=None):
             logging.info("Step %d is scored; continuous evaluation done (%s).", final,
                          os.path.join(trainer.model_dir, SCORES_FILE))
             return read_scores(trainer.model_dir)
+        if stopped:
+            evaluator.record_divergence(NaNLossError(stopped.get("reason"), step=stopped.get("step")))
+            raise NaNLossError(f"training in {trainer.model_dir} stopped: {stopped.get('reason')}\n"
+                               f"continuous_eval scored the checkpoints it kept, recorded step "
+                               f"{stopped.get('step')} as diverged in {SCORES_FILE}, and stops.",
+                               step=stopped.get("step"))
+        if trainer_seen and alive is False:
+            raise UserError(f"the trainer of {trainer.model_dir} is gone (its process ended) before step "
+                            f"{final}; last scored step: {max(scored, default=None)}. Resume it with its "
+                            f"training command, then start continuous_eval again.")
         waited = time.time() - last_progress
         if waited >= timeout_secs:
             latest = max(scored, default=None)

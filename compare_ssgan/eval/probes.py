@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets, provenance
+from compare_ssgan import datasets, jsonl, provenance
 from compare_ssgan.errors import UserError
 
 PROBES_FILE = "probes.jsonl"
@@ -279,17 +279,7 @@ def block_features(discriminator, images, opts):
 
 def read_probes(model_dir):
     path = os.path.join(model_dir, PROBES_FILE)
-    if not os.path.exists(path):
-        return []
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    logging.warning("%s line %d is not valid JSON; ignoring it.", path, number)
-    return records
+    return jsonl.read(path) if os.path.exists(path) else []
 
 
 def probe_key(record):
@@ -302,14 +292,12 @@ def append_probe(model_dir, record):
     written: a record schema can take over here."""
     from compare_ssgan.eval.evaluator import _json_safe
 
-    line = (json.dumps(_json_safe(record), allow_nan=False) + "\n").encode("utf-8")
-    fd = os.open(os.path.join(model_dir, PROBES_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(model_dir, PROBES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if any(probe_key(r) == probe_key(record) for r in read_probes(model_dir)):
             return False
-        os.write(fd, line)
-        os.fsync(fd)
+        jsonl.append(fd, _json_safe(record))  # never glued onto a torn last line
     finally:
         os.close(fd)
     return True
@@ -419,9 +407,9 @@ class Prober:
 
     def probe_pending(self):
         """Probes every committed checkpoint not fully recorded; returns [(step, block)] written."""
-        from compare_ssgan.eval.evaluator import checkpoints
+        from compare_ssgan import checkpoints
 
-        found = checkpoints(self.trainer.checkpoint_dir)
+        found = checkpoints.listed(self.trainer.checkpoint_dir)[0]
         if self.opts.steps is not None:
             missing = sorted(set(self.opts.steps) - {step for step, _ in found})
             if missing:
