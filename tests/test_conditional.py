@@ -159,6 +159,8 @@ def test_fake_labels_are_uniform_seeded_and_sliced_from_a_global_draw():
     gan.per_replica_batch = 4
 
     class _Replica:
+        num_replicas_in_sync = 2
+
         def __init__(self, i):
             self.replica_id_in_sync_group = i
 

@@ -18,7 +18,9 @@ def fresh(initializer):
     when it is built, so one instance shared by several layers gives them identical weights;
     every layer gets its own copy (seeded from the global seed keras.utils.set_random_seed sets)."""
     if isinstance(initializer, keras.initializers.Initializer):
-        config = dict(initializer.get_config(), seed=None)
+        config = initializer.get_config()
+        if "seed" in config:  # random initializers; constant ones (Ones, Zeros) take no seed
+            config["seed"] = None
         return type(initializer).from_config(config)
     return initializer
 
