@@ -40,11 +40,12 @@ def main(argv):
         trainer = training.Trainer(model_dir, strategy)
         iterator = trainer.make_iterator(0)
         step = trainer.build_train_step()
+        one = tf.constant(1, tf.int32)
         for _ in range(FLAGS.warmup):
-            step(iterator)
+            step(iterator, one)
         start = time.perf_counter()
         for _ in range(FLAGS.steps):
-            metrics = step(iterator)
+            metrics = step(iterator, one)
         float(metrics["g_loss"])  # wait for the last step
         seconds = (time.perf_counter() - start) / FLAGS.steps
     opts = trainer.opts

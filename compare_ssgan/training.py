@@ -20,6 +20,7 @@ from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,24 +40,43 @@ class Options:
     sample_every: int
     keep_checkpoints: int
     deterministic: bool
+    steps_per_loop: int = 1
+    jit_compile: bool = False
+    precision: str = "float32"
 
 
 @gin.configurable
 def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e-4, d_lr=2e-4,
             beta1=0.0, beta2=0.9, ema_decay=None, ema_start_step=0, log_every=100, save_every=5000,
-            sample_every=5000, keep_checkpoints=1000, deterministic=False):
+            sample_every=5000, keep_checkpoints=1000, deterministic=False, steps_per_loop=1,
+            jit_compile=False, precision="float32"):
     """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
     turns on TensorFlow's op determinism (slower) for bit-reproducible runs; the EMA generator
-    (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start)."""
+    (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start).
+
+    Speed (see README, "Speed options"): `steps_per_loop` generator steps run inside one
+    tf.function call and metrics reach the host once per call (logged metrics are the means over
+    the call's steps), so log/save/sample intervals must be multiples of it; `jit_compile`
+    compiles each replica's D and G step with XLA; `precision` is a Keras mixed-precision policy."""
     if training_steps < 0 or batch_size < 1 or disc_iters < 1:
         raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
+    if not isinstance(steps_per_loop, int) or steps_per_loop < 1:
+        raise UserError(f"options.steps_per_loop must be an integer >= 1 (got {steps_per_loop!r})")
     for name, every in (("log_every", log_every), ("save_every", save_every), ("sample_every", sample_every)):
         if every < 1:
             raise UserError(f"options.{name} must be >= 1 (got {every})")
+        if every % steps_per_loop:
+            raise UserError(f"options.{name}={every} is not a multiple of options.steps_per_loop="
+                            f"{steps_per_loop}: logs, samples and checkpoints happen between loops. "
+                            f"Set options.{name} to a multiple of {steps_per_loop} (e.g. "
+                            f"{-(-every // steps_per_loop) * steps_per_loop}) or lower steps_per_loop.")
+    if precision not in PRECISIONS:
+        raise UserError(f"options.precision must be one of {', '.join(map(repr, PRECISIONS))} (got {precision!r})")
     return Options(int(training_steps), int(batch_size), int(seed), int(disc_iters), float(g_lr),
                    float(d_lr), float(beta1), float(beta2),
                    None if ema_decay is None else float(ema_decay), int(ema_start_step), int(log_every),
-                   int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic))
+                   int(save_every), int(sample_every), int(keep_checkpoints), bool(deterministic),
+                   int(steps_per_loop), bool(jit_compile), str(precision))
 
 
 def _format_duration(seconds):
@@ -155,29 +175,49 @@ class Trainer:
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def build_train_step(self):
-        """tf.function running disc_iters D steps and one G step; returns mean metrics."""
+        """tf.function(iterator, num_steps) running `num_steps` generator steps (each: disc_iters
+        D steps and one G step) in one call; returns each metric's mean over those steps,
+        reduced across replicas on device. A non-finite value in any step makes the mean
+        non-finite, so the host's NaN check still sees it."""
         gan, strategy, opts = self.gan, self.strategy, self.opts
+        d_step, g_step = gan.d_step, gan.g_step
+        if opts.jit_compile:
+            d_step = tf.function(d_step, jit_compile=True)
+            g_step = tf.function(g_step, jit_compile=True)
 
-        @tf.function
-        def train_step(iterator):
+        def one_step(iterator):
             base_seed = tf.stack([tf.constant(opts.seed, tf.int64), self.step.read_value()])
             d_metrics = []
             labels = None
             for i in range(opts.disc_iters):
                 images, labels = next(iterator)
                 seed = tf.random.experimental.stateless_fold_in(base_seed, i)
-                d_metrics.append(strategy.run(gan.d_step, args=(images, labels, seed)))
+                d_metrics.append(strategy.run(d_step, args=(images, labels, seed)))
             seed = tf.random.experimental.stateless_fold_in(base_seed, opts.disc_iters)
-            g_metrics = strategy.run(gan.g_step, args=(labels, seed))
+            g_metrics = strategy.run(g_step, args=(labels, seed))
             gan.update_ema()
             self.step.assign_add(1)
-            mean = lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)  # noqa: E731
+            mean = lambda v: tf.cast(strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None),  # noqa: E731
+                                     tf.float32)
             # D metrics: the mean over this step's disc_iters D updates.
             metrics = {k: tf.add_n([mean(m[k]) for m in d_metrics]) / opts.disc_iters for k in d_metrics[0]}
             metrics.update({k: mean(v) for k, v in g_metrics.items()})
             return metrics
 
-        return train_step
+        names = []  # the metrics' names, known after the first trace of one_step
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            if not names:
+                names.extend(sorted(tf.function(one_step).get_concrete_function(iterator).structured_outputs))
+            totals = {k: tf.zeros([], tf.float32) for k in names}
+            # The loop stays in the graph (tf.while_loop): one host round trip per call.
+            for _ in tf.range(num_steps):
+                metrics = one_step(iterator)
+                totals = {k: totals[k] + metrics[k] for k in names}
+            return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+
+        return train_loop
 
     # -- outputs ----------------------------------------------------------------------------
 
@@ -208,13 +248,16 @@ class Trainer:
                      opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
         step = start
         while step < opts.training_steps:
-            metrics = {k: float(v) for k, v in train_step(iterator).items()}
-            step += 1
+            # Up to the next multiple of steps_per_loop (a resumed run may start off one).
+            n = min(opts.steps_per_loop - step % opts.steps_per_loop, opts.training_steps - step)
+            metrics = {k: float(v) for k, v in train_step(iterator, tf.constant(n, tf.int32)).items()}
+            step += n
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
             if bad:
                 kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
                 raise NaNLossError(
-                    f"non-finite loss at generator step {step}: "
+                    f"non-finite loss at generator step {step}"
+                    + (f" (metrics are means over steps {step - n + 1}-{step})" if n > 1 else "") + ": "
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
                     "Try lower learning rates, a penalty, or spectral norm.", step=step)
