@@ -4,9 +4,11 @@
 each on a fresh real batch. Resuming restores the step, and the input pipeline skips exactly
 the examples already consumed, so a resumed run sees the same data as an uninterrupted one.
 """
+import contextlib
 import dataclasses
 import math
 import os
+import re
 import time
 
 import gin
@@ -20,7 +22,14 @@ from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
+# XLA's compile errors: "Detected unsupported operations when trying to compile graph ...:
+# OpName (No registered 'OpName' OpKernel for XLA_CPU_JIT devices ...)".
+_XLA_FAILURE = re.compile(r"XLA|compile graph|OpKernel for XLA")
+_XLA_OP = re.compile(r"No registered '(\w+)' OpKernel for XLA")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Consecutive train-loop calls with non-finite metrics that a mixed_float16 run survives: each
+# skipped step halves the loss scale (2**15 at the start), so 20 reach a scale below 1.
+FLOAT16_PATIENCE = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +113,18 @@ def image_grid(images, columns=8):
     return grid
 
 
+@contextlib.contextmanager
+def precision_policy(name):
+    """Keras' global dtype policy while networks are built: layers keep the policy they were
+    built with, and later builds in this process (evaluation, probes) get float32 again."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 class Trainer:
     """Owns one run's model, strategy, checkpoints and outputs under `model_dir`."""
 
@@ -119,7 +140,7 @@ class Trainer:
         if self.opts.batch_size % replicas:
             raise UserError(f"options.batch_size={self.opts.batch_size} must be divisible by the "
                             f"{replicas} replicas of strategy {type(strategy).__name__}")
-        with strategy.scope():
+        with strategy.scope(), precision_policy(self.opts.precision):
             self.gan = GANModel(arch, self.data.image_shape, self.data.num_classes,
                                 self.opts.batch_size, replicas, self.opts.g_lr, self.opts.d_lr,
                                 self.opts.beta1, self.opts.beta2, self.opts.ema_decay, self.opts.ema_start_step)
@@ -219,6 +240,20 @@ class Trainer:
 
         return train_loop
 
+    def _run(self, train_step, iterator, num_steps):
+        """One call of the train loop; an XLA compile failure becomes a UserError naming the op."""
+        try:
+            return train_step(iterator, tf.constant(num_steps, tf.int32))
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+            if not self.opts.jit_compile or not _XLA_FAILURE.search(str(e)):
+                raise
+            ops = sorted(set(_XLA_OP.findall(str(e))))
+            raise UserError(
+                f"options.jit_compile=True: XLA cannot compile this configuration's train step "
+                f"(op{'s' if len(ops) > 1 else ''}: {', '.join(ops) or 'unknown'}; "
+                f"{str(e).strip().splitlines()[0][:300]}). Set options.jit_compile=False, or "
+                f"replace the layer or penalty that uses the op.") from e
+
     # -- outputs ----------------------------------------------------------------------------
 
     def write_samples(self, step, num=64):
@@ -246,13 +281,21 @@ class Trainer:
         last_time, last_step = time.time(), start
         logging.info("Training steps %d -> %d (batch %d over %d replica(s), disc_iters %d).", start,
                      opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
-        step = start
+        step, overflows = start, 0
         while step < opts.training_steps:
             # Up to the next multiple of steps_per_loop (a resumed run may start off one).
             n = min(opts.steps_per_loop - step % opts.steps_per_loop, opts.training_steps - step)
-            metrics = {k: float(v) for k, v in train_step(iterator, tf.constant(n, tf.int32)).items()}
+            metrics = {k: float(v) for k, v in self._run(train_step, iterator, n).items()}
             step += n
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+            overflows = overflows + 1 if bad else 0
+            if bad and opts.precision == "mixed_float16" and overflows <= FLOAT16_PATIENCE:
+                # Under dynamic loss scaling an overflowing step is skipped (no update) and the
+                # scale halved; only a loss that stays non-finite is a diverged run.
+                logging.warning("non-finite metrics at step %d under mixed_float16 (%s): the loss "
+                                "scale skipped the update; %d/%d in a row allowed.", step,
+                                ", ".join(sorted(bad)), overflows, FLOAT16_PATIENCE)
+                bad = {}
             if bad:
                 kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
                 raise NaNLossError(

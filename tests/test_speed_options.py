@@ -31,3 +31,52 @@ def test_interval_not_a_multiple_of_steps_per_loop_is_a_user_error(tmp_path):
                                         "options.log_every=4", "options.sample_every=4"]), check=False)
     assert result.returncode == 2
     assert "options.save_every=6 is not a multiple of options.steps_per_loop=4" in result.stderr
+
+
+def test_xla_agrees_with_the_graph_step(tmp_path):
+    params = ["options.training_steps=2", "options.deterministic=True"]
+    plain, xla = str(tmp_path / "plain"), str(tmp_path / "xla")
+    run_cli(smoke_args(plain, "cifar10/uncond.gin", params=params))
+    run_cli(smoke_args(xla, "cifar10/uncond.gin", params=params + ["options.jit_compile=True"]))
+    # XLA fuses and reorders float arithmetic: equal to float tolerance, not bit for bit. Adam
+    # moves a weight by up to ~lr (2e-4) per step whatever its gradient's size, so rounding in a
+    # near-zero gradient (a bias before batch norm) can differ by that much per step.
+    assert_same_weights(_latest(plain), _latest(xla), atol=2.5 * 2 * 2e-4)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_resumes(tmp_path, precision):
+    model_dir = str(tmp_path / "run")
+    params = [f"options.precision='{precision}'"]
+    run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params + ["options.training_steps=2"]))
+    resumed = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params))
+    assert "at step 2" in resumed.stderr and _latest(model_dir).endswith("ckpt-4")
+    values = tf.train.load_checkpoint(_latest(model_dir))
+    names = values.get_variable_to_shape_map()
+    kernel = next(n for n in names if n.startswith("generator_variables/") and "kernel" in n)
+    assert values.get_variable_to_dtype_map()[kernel] == tf.float32  # float32 master weights
+    if precision == "mixed_float16":  # the dynamic loss scale is checkpointed
+        assert {"g_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
+                "d_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"} <= set(names)
+
+
+def test_float16_overflow_skips_the_step_and_continues():
+    import numpy as np
+
+    from compare_ssgan import training
+    from run_helpers import build_smoke_gan
+
+    with training.precision_policy("mixed_float16"):
+        gan = build_smoke_gan("gin/cifar10/uncond.gin")
+    scale = float(gan.d_optimizer.dynamic_scale)
+    before = [w.numpy() for w in gan.discriminator.trainable_weights]
+    seed = tf.constant([0, 1], tf.int64)
+    overflow = tf.fill([8, 32, 32, 3], 6e4)  # near float16's max: activations overflow to inf
+    metrics = gan.d_step(overflow, tf.zeros([8], tf.int32), seed)
+    assert not np.isfinite(float(metrics["d_loss"]))
+    assert float(gan.d_optimizer.dynamic_scale) == scale / 2  # skipped: scale halved
+    for a, w in zip(before, gan.discriminator.trainable_weights):
+        np.testing.assert_array_equal(a, w.numpy())  # and no update
+    metrics = gan.d_step(tf.zeros([8, 32, 32, 3]), tf.zeros([8], tf.int32), seed)
+    assert np.isfinite(float(metrics["d_loss"]))
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, gan.discriminator.trainable_weights))
