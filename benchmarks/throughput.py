@@ -17,6 +17,7 @@ training loop's own step function and input pipeline; prints the machine and the
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -117,7 +118,7 @@ def main(argv):
               f"jit_compile={opts.jit_compile} precision={opts.precision}")
     print(f"machine: {platform.platform()}, {_device()}, python {platform.python_version()}, "
           f"tensorflow {tf.__version__}, commit {_commit()}")
-    print("command: python " + " ".join(sys.argv))
+    print("command: python " + shlex.join(sys.argv))
 
 
 if __name__ == "__main__":
