@@ -203,6 +203,14 @@ class Trainer:
         gan, strategy, opts = self.gan, self.strategy, self.opts
         d_step, g_step = gan.d_step, gan.g_step
         if opts.jit_compile:
+            devices = getattr(strategy.extended, "worker_devices", ())
+            if sum("CPU" in d.upper() for d in devices) > 1:
+                # XLA places a replica's cluster on one CPU device and cannot reach variables
+                # mirrored on another logical CPU ("Trying to access resource ... located in
+                # device CPU:1"; tensorflow.org/xla/known_issues#tfvariable_on_a_different_device).
+                raise UserError("options.jit_compile=True does not work with replicas on logical CPU "
+                                "devices (strategy.logical_cpus): XLA cannot read variables placed on "
+                                "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
             d_step = tf.function(d_step, jit_compile=True)
             g_step = tf.function(g_step, jit_compile=True)
 

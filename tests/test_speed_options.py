@@ -45,7 +45,7 @@ def test_xla_agrees_with_the_graph_step(tmp_path):
               for log in logs]
     assert losses[0].keys() == losses[1].keys()
     for name in losses[0]:
-        assert float(losses[0][name]) == pytest.approx(float(losses[1][name]), rel=1e-4, abs=1e-4), name
+        assert float(losses[0][name]) == pytest.approx(float(losses[1][name]), rel=1e-3, abs=1e-4), name  # logged to 4 decimals
     # XLA fuses and reorders float arithmetic, and Adam's first update is lr * g / |g| whatever
     # the gradient's size, so a weight whose gradient is at rounding level may move +lr in one
     # run and -lr in the other: after one step weights agree within 2 lr (lr = 2e-4).
@@ -95,7 +95,11 @@ def test_float16_overflow_skips_the_step_and_continues():
 def test_mirrored_two_cpus_with_every_option(tmp_path):
     model_dir = str(tmp_path / "run")
     params = ["strategy.name='mirrored'", "strategy.logical_cpus=2", "options.steps_per_loop=2",
-              "options.jit_compile=True", "options.precision='mixed_float16'"]
+              "options.precision='mixed_float16'"]
     result = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params))
     assert "over 2 replica(s)" in result.stderr and "step 4/4" in result.stderr
     assert _latest(model_dir).endswith("ckpt-4")
+    # XLA cannot read variables mirrored on another logical CPU: a UserError, not a crash.
+    result = run_cli(smoke_args(str(tmp_path / "xla"), "cifar10/ssgan.gin",
+                                params=params + ["options.jit_compile=True"]), check=False)
+    assert result.returncode == 2 and "does not work with replicas on logical CPU" in result.stderr
