@@ -203,7 +203,7 @@ class Trainer:
         gan, strategy, opts = self.gan, self.strategy, self.opts
         d_step, g_step = gan.d_step, gan.g_step
         if opts.jit_compile:
-            devices = getattr(strategy.extended, "worker_devices", ())
+            devices = strategy.extended.worker_devices if strategy.num_replicas_in_sync > 1 else ()
             if sum("CPU" in d.upper() for d in devices) > 1:
                 # XLA places a replica's cluster on one CPU device and cannot reach variables
                 # mirrored on another logical CPU ("Trying to access resource ... located in
