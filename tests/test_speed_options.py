@@ -5,7 +5,9 @@ import re
 import pytest
 import tensorflow as tf
 
-from run_helpers import assert_same_weights, run_cli, smoke_args
+import numpy as np
+
+from run_helpers import assert_same_weights, checkpoint_values, run_cli, smoke_args
 
 DETERMINISTIC = ["options.deterministic=True", "options.training_steps=8", "options.log_every=4",
                  "options.save_every=4", "options.sample_every=4"]
@@ -50,10 +52,14 @@ def test_xla_agrees_with_the_graph_step(tmp_path):
     # XLA fuses and reorders float arithmetic, and Adam's first update is lr * g / |g| whatever
     # the gradient's size, so a weight whose gradient is at rounding level may move +lr in one
     # run and -lr in the other: D's weights (one update, from the same state) agree within
-    # 2 lr (lr = 2e-4); the SN power-iteration vectors, advanced again by G's step from that D,
-    # differed by up to 1.03e-3 (measured). G's step sees that D, so G's gradients (and Adam
-    # moments) may differ by more and are not compared.
-    assert_same_weights(_latest(plain), _latest(xla), atol=2e-3, only="discriminator_variables")
+    # 2 lr (lr = 2e-4). Not compared: G (its step sees that D, so its gradients may differ by
+    # more) and the SN power-iteration vectors ([1, out]; advanced again from that D, they
+    # differed by up to 4.5e-3, measured).
+    a, b = checkpoint_values(_latest(plain)), checkpoint_values(_latest(xla))
+    names = [n for n in a if n.startswith("discriminator_variables/") and not (a[n].ndim == 2 and a[n].shape[0] == 1)]
+    assert len(names) >= 4
+    for name in names:
+        np.testing.assert_allclose(a[name], b[name], atol=2 * 2e-4 + 1e-5, rtol=0, err_msg=name)
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
