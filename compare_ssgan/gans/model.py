@@ -44,6 +44,13 @@ def model(name="uncond", tasks=(), adversarial_weight=1.0, conditional=False, g_
     return name, list(tasks), float(adversarial_weight), conditional, g_batch_multiplier
 
 
+def _scale_loss(optimizer, loss):
+    """The loss times the dynamic loss scale under mixed_float16 (LossScaleOptimizer); as is otherwise."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
 class _Float32Outputs:
     """A network whose outputs (images, logits, features) are cast to float32, so losses,
     penalties and task heads see float32 under a mixed-precision policy (the Keras
@@ -207,7 +214,7 @@ class GANModel:
                 self.adversarial_weight * (adversarial + self.penalty_weight * penalty),
                 [task.d_loss for task in self.tasks], ctx, metrics)
             # Inside the tape, or it has no gradient; scale_loss: the loss scale under mixed_float16.
-            scaled = self.d_optimizer.scale_loss(total / self.num_replicas)
+            scaled = _scale_loss(self.d_optimizer, total / self.num_replicas)
         self._apply(tape, scaled, self.d_variables, self.d_optimizer)
         metrics["d_loss"] = total
         return metrics
@@ -229,7 +236,7 @@ class GANModel:
                               fake_logits=d_fake, loss_fn=self.loss_fn, fake_labels=fake_labels)
             total = self._with_task_losses(self.adversarial_weight * adversarial,
                                            [task.g_loss for task in self.tasks], ctx, metrics)
-            scaled = self.g_optimizer.scale_loss(total / self.num_replicas)
+            scaled = _scale_loss(self.g_optimizer, total / self.num_replicas)
         self._apply(tape, scaled, self.g_variables, self.g_optimizer)
         metrics["g_loss"] = total
         return metrics
