@@ -1,13 +1,23 @@
 """Seconds per generator step of a gin configuration on this machine.
 
+One configuration:
 python benchmarks/throughput.py --gin_file=gin/cifar10/ssgan.gin \
     --gin_param="dataset.image_folder='../shared/data/cifar10/cifar10-jpeg.tar.gz'" --steps=20
 
-Times `steps` steps after `warmup` steps (tracing, first-batch latency), with the same
-step function and input pipeline as training; prints one line with the machine and command.
+The speed-option matrix ({uncond, ssgan} x {float32, --mixed} x {eager loop, steps_per_loop,
+XLA}) at a preset, as a Markdown table:
+python benchmarks/throughput.py --matrix --preset=gin/presets/mini.gin \
+    --gin_param="dataset.image_folder='../shared/data/cifar10/cifar10-jpeg.tar.gz'" --steps=20
+
+"eager loop" is one tf.function call per generator step, as options.steps_per_loop = 1;
+"steps_per_loop" runs --loop steps per call; "XLA" adds options.jit_compile. Each cell times
+`steps` steps after one untimed call (tracing, compilation, first-batch latency), with the
+training loop's own step function and input pipeline; prints the machine and the command.
 """
+import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -18,7 +28,13 @@ from absl import app, flags
 from compare_ssgan import distribute, main as cli, training
 
 flags.DEFINE_integer("steps", 20, "Timed generator steps.")
-flags.DEFINE_integer("warmup", 2, "Untimed steps first.")
+flags.DEFINE_integer("warmup", 2, "Untimed steps first (single-configuration mode).")
+flags.DEFINE_bool("matrix", False, "Measure the speed-option matrix and print a Markdown table.")
+flags.DEFINE_string("preset", "gin/presets/mini.gin", "Preset gin file for --matrix.")
+flags.DEFINE_list("models", ["gin/cifar10/uncond.gin", "gin/cifar10/ssgan.gin"], "Model gin files for --matrix.")
+flags.DEFINE_string("mixed", "mixed_bfloat16", "The mixed-precision policy of --matrix "
+                    "(mixed_float16 on GPUs before Ampere).")
+flags.DEFINE_integer("loop", 10, "options.steps_per_loop of the matrix's steps_per_loop and XLA columns.")
 FLAGS = flags.FLAGS
 
 
@@ -30,30 +46,79 @@ def _commit():
         return "unknown"
 
 
-def main(argv):
-    del argv
+def _device():
     import tensorflow as tf
 
-    cli.parse_gin(FLAGS.gin_file, FLAGS.gin_param)
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def measure(steps, warmup_calls=1):
+    """(seconds per generator step, trainer) for the gin configuration now parsed."""
+    import tensorflow as tf
+
     strategy = distribute.make_strategy()
     with tempfile.TemporaryDirectory() as model_dir:
         trainer = training.Trainer(model_dir, strategy)
         iterator = trainer.make_iterator(0)
-        step = trainer.build_train_step()
-        for _ in range(FLAGS.warmup):
-            step(iterator)
+        loop = trainer.build_train_step()
+        per_call = tf.constant(trainer.opts.steps_per_loop, tf.int32)
+        for _ in range(warmup_calls):
+            float(trainer._run(loop, iterator, trainer.opts.steps_per_loop)["g_loss"])
+        calls = math.ceil(steps / trainer.opts.steps_per_loop)
         start = time.perf_counter()
-        for _ in range(FLAGS.steps):
-            metrics = step(iterator)
-        float(metrics["g_loss"])  # wait for the last step
-        seconds = (time.perf_counter() - start) / FLAGS.steps
-    opts = trainer.opts
-    print(f"seconds_per_step={seconds:.3f} steps={FLAGS.steps} batch={opts.batch_size} "
-          f"disc_iters={opts.disc_iters} architecture={trainer.gan.arch.name} model={trainer.gan.name} "
-          f"replicas={strategy.num_replicas_in_sync}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+        for _ in range(calls):
+            metrics = loop(iterator, per_call)
+        float(metrics["g_loss"])  # wait for the last call
+        seconds = (time.perf_counter() - start) / (calls * trainer.opts.steps_per_loop)
+    return seconds, trainer
+
+
+def run_matrix():
+    import gin
+    import keras
+
+    modes = {"eager loop": [], f"steps_per_loop={FLAGS.loop}": [f"options.steps_per_loop={FLAGS.loop}"],
+             f"XLA, steps_per_loop={FLAGS.loop}": [f"options.steps_per_loop={FLAGS.loop}", "options.jit_compile=True"]}
+    # Intervals that any steps_per_loop divides, and no checkpoints or samples while timing.
+    quiet = ["options.log_every=1000000", "options.save_every=1000000", "options.sample_every=1000000"]
+    rows = []
+    for model_file in FLAGS.models:
+        for precision in ("float32", FLAGS.mixed):
+            for mode, params in modes.items():
+                gin.clear_config()
+                keras.backend.clear_session()
+                cli.parse_gin([model_file, FLAGS.preset],
+                              list(FLAGS.gin_param) + quiet + params + [f"options.precision='{precision}'"])
+                seconds, trainer = measure(FLAGS.steps)
+                batch = trainer.opts.batch_size
+                rows.append(f"| {trainer.gan.name} | {precision} | {mode} | {seconds:.3f} | {batch / seconds:.1f} |")
+                print(rows[-1], flush=True)
+    print(f"\nDevice: {_device()}; preset {FLAGS.preset}; batch {batch}; {FLAGS.steps} timed steps per cell "
+          f"after one untimed call.\n")
+    print("| model | precision | loop | s/step | images/s |\n|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    if FLAGS.matrix:
+        run_matrix()
+    else:
+        cli.parse_gin(FLAGS.gin_file, FLAGS.gin_param)
+        seconds, trainer = measure(FLAGS.steps, warmup_calls=FLAGS.warmup)
+        opts = trainer.opts
+        print(f"seconds_per_step={seconds:.3f} steps={FLAGS.steps} batch={opts.batch_size} "
+              f"disc_iters={opts.disc_iters} architecture={trainer.gan.arch.name} model={trainer.gan.name} "
+              f"replicas={trainer.strategy.num_replicas_in_sync} steps_per_loop={opts.steps_per_loop} "
+              f"jit_compile={opts.jit_compile} precision={opts.precision}")
+    print(f"machine: {platform.platform()}, {_device()}, python {platform.python_version()}, "
           f"tensorflow {tf.__version__}, commit {_commit()}")
-    print("command: python " + " ".join(sys.argv))
+    print("command: python " + shlex.join(sys.argv))
 
 
 if __name__ == "__main__":

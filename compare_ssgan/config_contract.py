@@ -19,7 +19,8 @@ CONFIG_FILE = "operative_config.gin"
 # How long to train, how often to log/save/sample, how many checkpoints to keep, how to score
 # them, where the (same) data lives, and how the work is distributed (the batch is global).
 HARMLESS = ("options.training_steps", "options.log_every", "options.save_every",
-            "options.sample_every", "options.keep_checkpoints", "evaluation.*", "inception.*",
+            "options.sample_every", "options.keep_checkpoints", "options.steps_per_loop", "evaluation.*",
+            "inception.*",
             "cifar10_classifier.*", "continuous_eval.*", "dataset.image_folder", "dataset.data_dir",
             "strategy.*", "config_contract.*")
 

@@ -4,10 +4,12 @@
 each on a fresh real batch. Resuming restores the step, and the input pipeline skips exactly
 the examples already consumed, so a resumed run sees the same data as an uninterrupted one.
 """
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import re
 import time
 
 import gin
@@ -22,6 +24,14 @@ from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
 STOPPED_FILE = "training_stopped.json"  # {"step", "reason"} of a training stopped by a NaN loss
+# XLA's compile errors: "Detected unsupported operations when trying to compile graph ...:
+# OpName (No registered 'OpName' OpKernel for XLA_CPU_JIT devices ...)".
+_XLA_FAILURE = re.compile(r"XLA|compile graph|OpKernel for XLA")
+_XLA_OP = re.compile(r"No registered '(\w+)' OpKernel for XLA")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Consecutive train-loop calls with non-finite metrics that a mixed_float16 run survives: each
+# skipped step halves the loss scale (2**15 at the start), so 20 reach a scale below 1.
+FLOAT16_PATIENCE = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,31 +51,53 @@ class Options:
     sample_every: int
     keep_checkpoints: int
     deterministic: bool
+    steps_per_loop: int = 1
+    jit_compile: bool = False
+    precision: str = "float32"
 
 
 @gin.configurable
 def options(training_steps=100_000, batch_size=64, seed=0, disc_iters=1, g_lr=2e-4, d_lr=2e-4,
             beta1=0.0, beta2=0.9, ema_decay=None, ema_start_step=0, log_every=100, save_every=5000,
-            sample_every=5000, keep_checkpoints=1000, deterministic=False):
+            sample_every=5000, keep_checkpoints=1000, deterministic=False, steps_per_loop=1,
+            jit_compile=False, precision="float32"):
     """Run-level settings. `batch_size` is global (split across replicas); `deterministic`
     turns on TensorFlow's op determinism (slower) for bit-reproducible runs; the EMA generator
-    (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start)."""
+    (`ema_decay`) copies G until `ema_start_step` generator steps (BigGAN-PyTorch's --ema_start).
+
+    Speed (see README, "Speed options"): `steps_per_loop` generator steps run inside one
+    tf.function call and metrics reach the host once per call (logged metrics are the means over
+    the call's steps), so log/save/sample intervals must be multiples of it; `jit_compile`
+    compiles each replica's D and G step with XLA; `precision` is a Keras mixed-precision policy."""
     whole = {name: _whole("options." + name, value) for name, value in (
         ("training_steps", training_steps), ("batch_size", batch_size), ("seed", seed),
         ("disc_iters", disc_iters), ("log_every", log_every), ("save_every", save_every),
         ("sample_every", sample_every), ("keep_checkpoints", keep_checkpoints),
-        ("ema_start_step", ema_start_step))}
+        ("ema_start_step", ema_start_step), ("steps_per_loop", steps_per_loop))}
     real = {name: _real("options." + name, value) for name, value in (
         ("g_lr", g_lr), ("d_lr", d_lr), ("beta1", beta1), ("beta2", beta2))}
     if whole["training_steps"] < 0 or whole["batch_size"] < 1 or whole["disc_iters"] < 1:
         raise UserError("options.training_steps must be >= 0, batch_size and disc_iters >= 1")
+    if whole["steps_per_loop"] < 1:
+        raise UserError(f"options.steps_per_loop must be an integer >= 1 (got {steps_per_loop!r})")
+    loop = whole["steps_per_loop"]
     for name in ("log_every", "save_every", "sample_every"):
-        if whole[name] < 1:
-            raise UserError(f"options.{name} must be >= 1 (got {whole[name]})")
-    if not isinstance(deterministic, bool):
-        raise UserError(f"options.deterministic must be True or False (got {deterministic!r})")
+        every = whole[name]
+        if every < 1:
+            raise UserError(f"options.{name} must be >= 1 (got {every})")
+        if every % loop:
+            raise UserError(f"options.{name}={every} is not a multiple of options.steps_per_loop="
+                            f"{loop}: logs, samples and checkpoints happen between loops. "
+                            f"Set options.{name} to a multiple of {loop} (e.g. "
+                            f"{-(-every // loop) * loop}) or lower steps_per_loop.")
+    for name, value in (("deterministic", deterministic), ("jit_compile", jit_compile)):
+        if not isinstance(value, bool):
+            raise UserError(f"options.{name} must be True or False (got {value!r})")
+    if precision not in PRECISIONS:
+        raise UserError(f"options.precision must be one of {', '.join(map(repr, PRECISIONS))} (got {precision!r})")
     return Options(ema_decay=None if ema_decay is None else _real("options.ema_decay", ema_decay),
-                   deterministic=deterministic, **whole, **real)
+                   deterministic=deterministic, jit_compile=jit_compile, precision=str(precision),
+                   **whole, **real)
 
 
 def _whole(name, value):
@@ -109,6 +141,18 @@ def image_grid(images, columns=8):
     return grid
 
 
+@contextlib.contextmanager
+def precision_policy(name):
+    """Keras' global dtype policy while networks are built: layers keep the policy they were
+    built with, and later builds in this process (evaluation, probes) get float32 again."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 class Trainer:
     """Owns one run's model, strategy, checkpoints and outputs under `model_dir`."""
 
@@ -124,7 +168,7 @@ class Trainer:
         if self.opts.batch_size % replicas:
             raise UserError(f"options.batch_size={self.opts.batch_size} must be divisible by the "
                             f"{replicas} replicas of strategy {type(strategy).__name__}")
-        with strategy.scope():
+        with strategy.scope(), precision_policy(self.opts.precision):
             self.gan = GANModel(arch, self.data.image_shape, self.data.num_classes,
                                 self.opts.batch_size, replicas, self.opts.g_lr, self.opts.d_lr,
                                 self.opts.beta1, self.opts.beta2, self.opts.ema_decay, self.opts.ema_start_step)
@@ -227,29 +271,71 @@ class Trainer:
         return iter(self.strategy.experimental_distribute_dataset(dataset))
 
     def build_train_step(self):
-        """tf.function running disc_iters D steps and one G step; returns mean metrics."""
+        """tf.function(iterator, num_steps) running `num_steps` generator steps (each: disc_iters
+        D steps and one G step) in one call; returns each metric's mean over those steps,
+        reduced across replicas on device. A non-finite value in any step makes the mean
+        non-finite, so the host's NaN check still sees it."""
         gan, strategy, opts = self.gan, self.strategy, self.opts
+        d_step, g_step = gan.d_step, gan.g_step
+        if opts.jit_compile:
+            devices = strategy.extended.worker_devices if strategy.num_replicas_in_sync > 1 else ()
+            if sum("CPU" in d.upper() for d in devices) > 1:
+                # XLA places a replica's cluster on one CPU device and cannot reach variables
+                # mirrored on another logical CPU ("Trying to access resource ... located in
+                # device CPU:1"; tensorflow.org/xla/known_issues#tfvariable_on_a_different_device).
+                raise UserError("options.jit_compile=True does not work with replicas on logical CPU "
+                                "devices (strategy.logical_cpus): XLA cannot read variables placed on "
+                                "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
+            d_step = tf.function(d_step, jit_compile=True)
+            g_step = tf.function(g_step, jit_compile=True)
 
-        @tf.function
-        def train_step(iterator):
+        def one_step(iterator):
             base_seed = tf.stack([tf.constant(opts.seed, tf.int64), self.step.read_value()])
             d_metrics = []
             labels = None
             for i in range(opts.disc_iters):
                 images, labels = next(iterator)
                 seed = tf.random.experimental.stateless_fold_in(base_seed, i)
-                d_metrics.append(strategy.run(gan.d_step, args=(images, labels, seed)))
+                d_metrics.append(strategy.run(d_step, args=(images, labels, seed)))
             seed = tf.random.experimental.stateless_fold_in(base_seed, opts.disc_iters)
-            g_metrics = strategy.run(gan.g_step, args=(labels, seed))
+            g_metrics = strategy.run(g_step, args=(labels, seed))
             gan.update_ema()
             self.step.assign_add(1)
-            mean = lambda v: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)  # noqa: E731
+            mean = lambda v: tf.cast(strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None),  # noqa: E731
+                                     tf.float32)
             # D metrics: the mean over this step's disc_iters D updates.
             metrics = {k: tf.add_n([mean(m[k]) for m in d_metrics]) / opts.disc_iters for k in d_metrics[0]}
             metrics.update({k: mean(v) for k, v in g_metrics.items()})
             return metrics
 
-        return train_step
+        names = []  # the metrics' names, known after the first trace of one_step
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            if not names:
+                names.extend(sorted(tf.function(one_step).get_concrete_function(iterator).structured_outputs))
+            totals = {k: tf.zeros([], tf.float32) for k in names}
+            # The loop stays in the graph (tf.while_loop): one host round trip per call.
+            for _ in tf.range(num_steps):
+                metrics = one_step(iterator)
+                totals = {k: totals[k] + metrics[k] for k in names}
+            return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
+
+        return train_loop
+
+    def _run(self, train_step, iterator, num_steps):
+        """One call of the train loop; an XLA compile failure becomes a UserError naming the op."""
+        try:
+            return train_step(iterator, tf.constant(num_steps, tf.int32))
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+            if not self.opts.jit_compile or not _XLA_FAILURE.search(str(e)):
+                raise
+            ops = sorted(set(_XLA_OP.findall(str(e))))
+            raise UserError(
+                f"options.jit_compile=True: XLA cannot compile this configuration's train step "
+                f"(op{'s' if len(ops) > 1 else ''}: {', '.join(ops) or 'unknown'}; "
+                f"{str(e).strip().splitlines()[0][:300]}). Set options.jit_compile=False, or "
+                f"replace the layer or penalty that uses the op.") from e
 
     # -- outputs ----------------------------------------------------------------------------
 
@@ -301,19 +387,30 @@ class Trainer:
         last_time, last_step = time.time(), start
         logging.info("Training steps %d -> %d (batch %d over %d replica(s), disc_iters %d).", start,
                      opts.training_steps, opts.batch_size, self.strategy.num_replicas_in_sync, opts.disc_iters)
-        step = start
+        step, overflows = start, 0
         while step < opts.training_steps:
+            # Up to the next multiple of steps_per_loop (a resumed run may start off one).
+            n = min(opts.steps_per_loop - step % opts.steps_per_loop, opts.training_steps - step)
             try:
-                metrics = {k: float(v) for k, v in train_step(iterator).items()}
+                metrics = {k: float(v) for k, v in self._run(train_step, iterator, n).items()}
             except tf.errors.InvalidArgumentError as e:  # e.g. an undecodable image
                 self.data.check_decodable(self.data.info.train_split, e)
                 raise
-            step += 1
+            step += n
             bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+            overflows = overflows + 1 if bad else 0
+            if bad and opts.precision == "mixed_float16" and overflows <= FLOAT16_PATIENCE:
+                # Under dynamic loss scaling an overflowing step is skipped (no update) and the
+                # scale halved; only a loss that stays non-finite is a diverged run.
+                logging.warning("non-finite metrics at step %d under mixed_float16 (%s): the loss "
+                                "scale skipped the update; %d/%d in a row allowed.", step,
+                                ", ".join(sorted(bad)), overflows, FLOAT16_PATIENCE)
+                bad = {}
             if bad:
                 kept = tf.train.latest_checkpoint(self.checkpoint_dir) or "none (no checkpoint was written yet)"
                 error = NaNLossError(
-                    f"non-finite loss at generator step {step}: "
+                    f"non-finite loss at generator step {step}"
+                    + (f" (metrics are means over steps {step - n + 1}-{step})" if n > 1 else "") + ": "
                     + ", ".join(f"{k}={v}" for k, v in bad.items())
                     + f". Training stopped without saving; last good checkpoint: {kept}. "
                     "Try lower learning rates, a penalty, or spectral norm.", step=step)

@@ -36,14 +36,15 @@ def spectral_normalize(kernel, u_var, update):
     when `update` is True (the discriminator's own training step), so a G step that reads D
     sees the same sigma as the D step before it.
     """
-    w = tf.reshape(kernel, [-1, kernel.shape[-1]])
-    u = tf.convert_to_tensor(u_var)
+    # float32 whatever the layer's compute dtype (mixed precision autocasts kernel and u).
+    w = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
+    u = tf.cast(tf.convert_to_tensor(u_var), tf.float32)
     v = tf.stop_gradient(_l2_normalize(tf.matmul(u, w, transpose_b=True)))
     u_new = tf.stop_gradient(_l2_normalize(tf.matmul(v, w)))
     sigma = tf.reduce_sum(tf.matmul(v, w) * u_new)
     if update:
         u_var.assign(u_new)
-    return kernel / sigma
+    return kernel / tf.cast(sigma, kernel.dtype)
 
 
 class _SpectralNormMixin:

@@ -44,6 +44,28 @@ def model(name="uncond", tasks=(), adversarial_weight=1.0, conditional=False, g_
     return name, list(tasks), float(adversarial_weight), conditional, g_batch_multiplier
 
 
+def _scale_loss(optimizer, loss):
+    """The loss times the dynamic loss scale under mixed_float16 (LossScaleOptimizer); as is otherwise."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
+
+
+class _Float32Outputs:
+    """A network whose outputs (images, logits, features) are cast to float32, so losses,
+    penalties and task heads see float32 under a mixed-precision policy (the Keras
+    mixed-precision guide keeps model outputs in float32); a no-op for float32 networks."""
+
+    def __init__(self, network):
+        self.network = network
+
+    def __call__(self, *args, **kwargs):
+        return tf.nest.map_structure(lambda x: tf.cast(x, tf.float32), self.network(*args, **kwargs))
+
+    def __getattr__(self, name):
+        return getattr(self.network, name)
+
+
 class _DiscriminatorView:
     """D as a penalty sees it: labels bound (for code that calls discriminator(images,
     training=...)), and `trainable_weights` including the task heads D trains (compare_gan's
@@ -87,11 +109,18 @@ class GANModel:
         self.per_replica_batch = global_batch // num_replicas
         self.g_global_batch = g_multiplier * global_batch
         self.generator, self.discriminator = architectures.build(arch_config, image_shape, num_classes)
+        self._g, self._d = _Float32Outputs(self.generator), _Float32Outputs(self.discriminator)
         for task in self.tasks:
             task.build(self.discriminator, arch_config.d_spectral_norm, global_batch, num_replicas)
         # epsilon 1e-8: TF1's AdamOptimizer default, which compare_gan used (Keras 3's is 1e-7).
         self.g_optimizer = keras.optimizers.Adam(g_lr, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name="g_adam")
         self.d_optimizer = keras.optimizers.Adam(d_lr, beta_1=beta1, beta_2=beta2, epsilon=1e-8, name="d_adam")
+        if keras.config.dtype_policy().name == "mixed_float16":
+            # Dynamic loss scaling: a step whose gradients overflow is skipped and the scale
+            # halved (keras.optimizers.LossScaleOptimizer); its scale is an optimizer variable,
+            # so checkpoints keep it.
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer, name="g_loss_scale")
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer, name="d_loss_scale")
         self.g_optimizer.build(self.g_variables)
         self.d_optimizer.build(self.d_variables)
         self.ema_decay, self.ema_start_step = ema_decay, int(ema_start_step)
@@ -165,17 +194,17 @@ class GANModel:
         fake_labels = self.sample_fake_labels(seed_z)
         real_labels = tf.cast(labels, tf.int32) if self.conditional else None
         d_labels = tf.concat([real_labels, fake_labels], 0) if self.conditional else None
-        fake = tf.stop_gradient(self.generator(z, fake_labels, training=True))
-        discriminator = _DiscriminatorView(self.discriminator, real_labels if self.conditional else None,
+        fake = tf.stop_gradient(self._g(z, fake_labels, training=True))
+        discriminator = _DiscriminatorView(self._d, real_labels if self.conditional else None,
                                            [layer for task in self.tasks for layer in task.d_layers])
         with tf.GradientTape() as tape:
-            logits, features = self.discriminator(tf.concat([real, fake], 0), d_labels, training=True)
+            logits, features = self._d(tf.concat([real, fake], 0), d_labels, training=True)
             d_real, d_fake = tf.split(logits, 2)
             real_features, fake_features = tf.split(features, 2)
             adversarial, _ = self.loss_fn(d_real, d_fake)
             penalty = self.penalty_fn(discriminator, real, fake, self._replica_seed(seed_penalty))
             metrics = {"d_adversarial_loss": adversarial, "penalty": penalty}
-            ctx = StepContext(self.generator, self.discriminator, real, fake,
+            ctx = StepContext(self._g, self._d, real, fake,
                               real_features, fake_features, z, labels, seed, step=self.step.read_value(),
                               real_logits=d_real, fake_logits=d_fake, loss_fn=self.loss_fn,
                               fake_labels=fake_labels)
@@ -184,7 +213,8 @@ class GANModel:
             total = self._with_task_losses(
                 self.adversarial_weight * (adversarial + self.penalty_weight * penalty),
                 [task.d_loss for task in self.tasks], ctx, metrics)
-            scaled = total / self.num_replicas  # inside the tape, or it has no gradient
+            # Inside the tape, or it has no gradient; scale_loss: the loss scale under mixed_float16.
+            scaled = _scale_loss(self.d_optimizer, total / self.num_replicas)
         self._apply(tape, scaled, self.d_variables, self.d_optimizer)
         metrics["d_loss"] = total
         return metrics
@@ -195,18 +225,18 @@ class GANModel:
         z = self.sample_latents(seed, self.g_global_batch)
         fake_labels = self.sample_fake_labels(seed, self.g_global_batch)
         with tf.GradientTape() as tape:
-            fake = self.generator(z, fake_labels, training=True)
+            fake = self._g(z, fake_labels, training=True)
             # training=True: spectral norm advances u on every D call made while training, as
             # compare_gan's (its u update is part of every D forward, arch_ops.py:515-517).
-            d_fake, fake_features = self.discriminator(fake, fake_labels, training=True)
+            d_fake, fake_features = self._d(fake, fake_labels, training=True)
             _, adversarial = self.loss_fn(d_fake, d_fake)
             metrics = {"g_adversarial_loss": adversarial}
-            ctx = StepContext(self.generator, self.discriminator, None, fake,
+            ctx = StepContext(self._g, self._d, None, fake,
                               None, fake_features, z, labels, seed, step=self.step.read_value(),
                               fake_logits=d_fake, loss_fn=self.loss_fn, fake_labels=fake_labels)
             total = self._with_task_losses(self.adversarial_weight * adversarial,
                                            [task.g_loss for task in self.tasks], ctx, metrics)
-            scaled = total / self.num_replicas
+            scaled = _scale_loss(self.g_optimizer, total / self.num_replicas)
         self._apply(tape, scaled, self.g_variables, self.g_optimizer)
         metrics["g_loss"] = total
         return metrics
@@ -222,6 +252,8 @@ class GANModel:
 
     @staticmethod
     def _apply(tape, scaled_loss, variables, optimizer):
+        # A LossScaleOptimizer's apply() unscales the gradients and skips the update if any is
+        # not finite; a plain optimizer's scale_loss is the identity.
         optimizer.apply(tape.gradient(scaled_loss, variables), variables)
 
     def update_ema(self):

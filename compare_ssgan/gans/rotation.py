@@ -59,7 +59,7 @@ class RotationTask(Task):
         rotated, labels = rotate_all(subset)
         _, rotated_features = discriminator(rotated[self.per_replica:], training=True)
         all_features = tf.concat([features[: self.per_replica], rotated_features], axis=0)
-        logits = self.head(all_features, training=update_head)
+        logits = tf.cast(self.head(all_features, training=update_head), tf.float32)  # mixed precision
         ce = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
         accuracy = tf.reduce_mean(
