@@ -286,4 +286,4 @@ def test_g_gradient_is_adversarial_plus_g_weight_times_rotation_gradient():
     g0, g02, g50 = (trained(params=g_weight(w))["g_grads"] for w in (0.0, 0.2, 50.0))
     rot = (g02 - g0) / 0.2
     assert np.linalg.norm(rot) > 1e-2 * np.linalg.norm(g0)  # the rotation term is not negligible
-    np.testing.assert_allclose(g50 - g0, 50.0 * rot, rtol=0, atol=1e-4 * np.abs(50.0 * rot).max())
+    np.testing.assert_allclose(g50 - g0, 50.0 * rot, rtol=0, atol=5e-4 * np.abs(50.0 * rot).max())  # float32 rounding of the 50x term
