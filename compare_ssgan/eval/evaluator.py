@@ -50,7 +50,8 @@ from compare_ssgan.eval import feature_networks, metrics
 
 SCORES_FILE = "scores.jsonl"
 REAL_SUBSET_SEED = 0
-_COLLAPSE_TOLERANCE = 1e-4  # max |x_i - x_0| over a whole fake set, in [-1, 1] pixel units
+_COLLAPSE_TOLERANCE = 1e-6  # max |x_i - x_0| over a whole fake set, in [-1, 1] pixel units: identical
+# to float32 precision (a freshly initialised N(0, 0.02) generator at test widths already varies by ~5e-5)
 
 
 @dataclasses.dataclass(frozen=True)
