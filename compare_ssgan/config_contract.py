@@ -20,7 +20,7 @@ CONFIG_FILE = "operative_config.gin"
 # them, where the (same) data lives, and how the work is distributed (the batch is global).
 HARMLESS = ("options.training_steps", "options.log_every", "options.save_every",
             "options.sample_every", "options.keep_checkpoints", "options.steps_per_loop", "evaluation.*",
-            "inception.*",
+            "inception.*", "probe.*",
             "cifar10_classifier.*", "continuous_eval.*", "dataset.image_folder", "dataset.data_dir",
             "strategy.*", "config_contract.*")
 
