@@ -103,6 +103,7 @@ DAMAGE = {"bit flip in .data": _flip_a_bit, "truncated .data": _truncate, "delet
 def test_damaged_newest_checkpoint_falls_back_to_the_previous_one(trained, folder, tmp_path, clean_gin, how,
                                                                   monkeypatch, caplog):
     caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="absl")  # an earlier test may have quieted absl's own logger
     _copy(trained, tmp_path)
     monkeypatch.chdir(tmp_path)
     model_dir, ckpt_dir = "run", os.path.join("run", "checkpoints")  # relative, as `--model_dir=runs/x`
