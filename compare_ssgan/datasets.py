@@ -37,6 +37,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from compare_ssgan import disk
 from compare_ssgan.errors import UserError
 
 
@@ -100,18 +101,21 @@ def cache_dir():
                           os.path.join(os.path.expanduser("~"), ".cache", "compare_ssgan"))
 
 
+def files_fingerprint(paths, root):
+    """A digest of files' names (relative to `root`), sizes and modification times."""
+    digest = hashlib.sha1()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{os.path.relpath(path, root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def cache_subdir(name):
     """cache_dir()/name, created; a UserError naming the fix if it cannot be."""
     path = os.path.join(cache_dir(), name)
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test"):
-            pass
-    except OSError as e:
-        raise UserError(f"the cache directory {path} is not writable ({e.strerror or e}). Set "
-                        f"COMPARE_SSGAN_CACHE to a directory you can write to, or fix its "
-                        f"permissions.") from e
-    return path
+    return disk.ensure_writable(path, lambda why: (
+        f"the cache directory {path} is not writable ({why}). Set COMPARE_SSGAN_CACHE to a directory "
+        f"you can write to, or fix its permissions."))
 
 
 def _extract_once(archive):
@@ -251,11 +255,7 @@ class Dataset:
         tfds, whose data is versioned): a cache keyed by it is not reused for replaced images."""
         if not self.image_folder:
             return None
-        digest = hashlib.sha1()
-        for path in self._folder_files(split)[0]:
-            stat = os.stat(path)
-            digest.update(f"{os.path.relpath(path, self.image_folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        return files_fingerprint(self._folder_files(split)[0], self.image_folder)
 
     def _tfds_source(self, split):
         import tensorflow_datasets as tfds

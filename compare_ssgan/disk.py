@@ -7,6 +7,8 @@ one is skipped on reading and never merges with the next, see compare_ssgan.json
 """
 import contextlib
 import errno
+import os
+import tempfile
 
 import tensorflow as tf
 
@@ -35,3 +37,15 @@ def no_space_is_a_user_error(what, where):
             f"the scores are intact (a half-written file is a temporary one, or a torn last line "
             f"of scores.jsonl that is skipped). Free some space, then run the same command "
             f"again: it resumes from the last checkpoint.") from e
+
+
+def ensure_writable(path, message):
+    """Creates directory `path` and proves it writable before expensive work starts; otherwise a
+    UserError with message(strerror) naming the fix."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise UserError(message(e.strerror or str(e))) from e
+    return path

@@ -1,12 +1,11 @@
 """Schedules: what one invocation of main does with a model_dir."""
 import contextlib
 import os
-import tempfile
 import time
 
 from absl import logging
 
-from compare_ssgan import locks
+from compare_ssgan import disk, locks
 from compare_ssgan.errors import UserError
 
 SCHEDULES = ("train", "eval_after_train", "continuous_eval", "probe")
@@ -14,13 +13,9 @@ SCHEDULES = ("train", "eval_after_train", "continuous_eval", "probe")
 
 def check_model_dir(model_dir):
     """Creates model_dir and proves it is writable before any expensive work starts."""
-    try:
-        os.makedirs(model_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=model_dir, prefix=".write_test"):
-            pass
-    except OSError as e:
-        raise UserError(f"--model_dir={model_dir} is not writable ({e.strerror}). Choose a directory "
-                        f"you can write to, or fix its permissions.") from e
+    disk.ensure_writable(model_dir, lambda why: (
+        f"--model_dir={model_dir} is not writable ({why}). Choose a directory you can write to, "
+        f"or fix its permissions."))
 
 
 TRAINING_LOCK = ".training.lock"

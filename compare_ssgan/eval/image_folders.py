@@ -87,11 +87,9 @@ class ImageFolder:
         """A digest of the folder's file list, sizes and modification times, so the evaluator's
         real-activation cache is not reused for replaced images (as datasets.Dataset's)."""
         del split
-        digest = hashlib.sha1()
-        for path in self.files:
-            stat = os.stat(path)
-            digest.update(f"{os.path.relpath(path, self.path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()
+        from compare_ssgan import datasets
+
+        return datasets.files_fingerprint(self.files, self.path)
 
     def _load(self, path):
         from PIL import Image
