@@ -5,6 +5,7 @@ the registry's errors.
 Counted: kernels, biases, BN gammas/betas, embeddings, attention gains (trainable weights).
 Not counted: spectral-norm vectors and BN moving statistics (non-trainable).
 """
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -224,3 +225,20 @@ def test_unknown_names_list_valid_ones():
         architectures.build(config("biggan"), (48, 48, 3), 10)
     with pytest.raises(UserError, match="labelled dataset"):
         architectures.build(config("resnet_cifar", projection=True), (32, 32, 3), 1)
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar", "sngan_resnet_cifar", "sndcgan"])
+def test_d_width_scales_only_the_discriminator(name):
+    """architecture.d_width widens D alone: G's parameters stay those of `width`."""
+    narrow = config(name, width=1 / 16, z_dim=16)
+    wide = dataclasses.replace(narrow, d_width=1 / 8)
+    g_narrow, d_narrow = counts(narrow, (32, 32, 3), 10)
+    g_wide, d_wide = counts(wide, (32, 32, 3), 10)
+    assert g_wide == g_narrow and d_wide > 2 * d_narrow
+    gin.clear_config()
+    gin.parse_config("architecture.width = 0.25\narchitecture.d_width = 0.5")
+    assert architectures.architecture().d_channels(128) == 64
+    assert architectures.architecture().channels(128) == 32
+    gin.clear_config()
+    with pytest.raises(UserError, match="d_width must be a number > 0"):
+        architectures.architecture(d_width=0)

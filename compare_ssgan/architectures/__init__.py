@@ -49,10 +49,15 @@ class ArchitectureConfig:
     g_spectral_norm: bool = False
     projection: bool = False
     z_prior: str = "normal"
+    d_width: float = None
 
     def channels(self, base):
+        """G's channel count for a reference count `base` (and D's when d_width is unset)."""
         return max(1, int(round(base * self.width)))
 
+    def d_channels(self, base):
+        """D's channel count: `d_width` if set, else `width`."""
+        return max(1, int(round(base * (self.width if self.d_width is None else self.d_width))))
 
     @property
     def uses_labels(self):
@@ -73,14 +78,15 @@ def sample_latents(config, shape, seed):
 
 @gin.configurable
 def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="batch_norm", width=1.0,
-                 g_spectral_norm=False, projection=False, z_prior="normal"):
+                 g_spectral_norm=False, projection=False, z_prior="normal", d_width=None):
     """The networks of a run.
 
     `g_norm`: G's normaliser, one of ops.GeneratorNorm.KINDS ('batch_norm', 'none',
     'conditional_batch_norm' (needs labels: model.conditional = True),
     'self_modulated_batch_norm'); `projection`: add the projection discriminator's class term
     (needs labels); `g_spectral_norm`: spectral norm on G's layers (BigGAN); `width` scales
-    every channel count (1.0 = the paper's networks; tests use small widths); `z_prior`: the
+    every channel count (1.0 = the paper's networks; tests use small widths); `d_width`, if set,
+    scales D's channels instead (a wider D costs far less than a wider G); `z_prior`: the
     latent distribution for training, sampling and evaluation, 'normal' or 'uniform'
     (U(-1, 1), compare_gan's; see `sample_latents`)."""
     if name not in _BUILDERS:
@@ -99,13 +105,15 @@ def architecture(name="resnet_cifar", z_dim=128, d_spectral_norm=True, g_norm="b
                        ("d_spectral_norm", d_spectral_norm)):
         if not isinstance(value, bool):
             raise UserError(f"architecture.{key} must be True or False (got {value!r})")
-    if not width > 0:
-        raise UserError(f"architecture.width must be > 0 (got {width!r})")
+    for key, value in (("width", width), ("d_width", 1.0 if d_width is None else d_width)):
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise UserError(f"architecture.{key} must be a number > 0 (got {value!r})")
     if z_prior not in Z_PRIORS:
         raise UserError(f"unknown latent prior {z_prior!r}; valid: {', '.join(Z_PRIORS)} "
                         f"(set architecture.z_prior in gin)")
     return ArchitectureConfig(name, int(z_dim), bool(d_spectral_norm), g_norm, float(width),
-                              bool(g_spectral_norm), bool(projection), z_prior)
+                              bool(g_spectral_norm), bool(projection), z_prior,
+                              None if d_width is None else float(d_width))
 
 
 def build(config, image_shape, num_classes):

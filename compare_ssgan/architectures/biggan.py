@@ -144,7 +144,7 @@ def build(config, image_shape, num_classes):
                         f"(got {image_shape[:2]})")
     ch, g_multipliers, d_multipliers, downsample = LAYOUTS[image_shape[0]]
     _, _, attention_resolution, init = biggan_options()
-    d_channels = [config.channels(ch * m) for m in d_multipliers]
+    d_channels = [config.d_channels(ch * m) for m in d_multipliers]
     side, d_attention = image_shape[0], []
     for i, down in enumerate(downsample):
         side = side // 2 if down else side

@@ -28,7 +28,7 @@ def build(config, image_shape, num_classes):
     if image_shape[0] % 32 or image_shape[1] % 32:
         raise UserError(f"resnet128 needs image sides that are multiples of 32 (got {image_shape[:2]})")
     sn = config.d_spectral_norm
-    channels = [config.channels(BASE_CHANNELS * m) for m in D_MULTIPLIERS]
+    channels = [config.d_channels(BASE_CHANNELS * m) for m in D_MULTIPLIERS]
     discriminator = base.Discriminator(
         image_shape, sngan_resnet_cifar.discriminator_blocks(channels, D_DOWNSAMPLE, sn), channels[-1],
         base.logit_layer(sn, kernel_initializer=blocks.SNGAN_INIT), pooling="sum",

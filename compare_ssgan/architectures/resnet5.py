@@ -24,7 +24,7 @@ def build(config, image_shape, num_classes):
     if tuple(image_shape[:2]) != (128, 128):
         raise UserError(f"resnet5 is compare_gan's 128x128 network (got {image_shape[:2]}); use "
                         f"resnet128 or biggan for other sizes")
-    d_channels = [config.channels(BASE_CHANNELS * m) for m in D_MULTIPLIERS]
+    d_channels = [config.d_channels(BASE_CHANNELS * m) for m in D_MULTIPLIERS]
     generator = resnet_cifar.generator(config, image_shape, num_classes, G_MULTIPLIERS, BASE_CHANNELS,
                                        end_spectral_norm=False)
     discriminator = resnet_cifar.discriminator(config, image_shape, num_classes, d_channels, (True,) * 6)

@@ -45,6 +45,6 @@ def discriminator(config, image_shape, num_classes, channels, downsample):
 
 @register("resnet_cifar")
 def build(config, image_shape, num_classes):
-    d_channels = [config.channels(128)] * 4
+    d_channels = [config.d_channels(128)] * 4
     return (generator(config, image_shape, num_classes, (1, 1, 1, 1), 256),
             discriminator(config, image_shape, num_classes, d_channels, (True, True, False, False)))

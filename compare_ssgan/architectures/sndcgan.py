@@ -44,9 +44,9 @@ class Generator(keras.Model):
 @register("sndcgan")
 def build(config, image_shape, num_classes):
     sn = config.d_spectral_norm
-    layers = [blocks.ConvActivation(config.channels(c), k, s, sn, INIT, name=f"block{i}")
+    layers = [blocks.ConvActivation(config.d_channels(c), k, s, sn, INIT, name=f"block{i}")
               for i, (c, k, s) in enumerate(D_LAYERS)]
-    feature_dim = (image_shape[0] // 8) * (image_shape[1] // 8) * config.channels(512)
+    feature_dim = (image_shape[0] // 8) * (image_shape[1] // 8) * config.d_channels(512)
     discriminator = base.Discriminator(
         image_shape, layers, feature_dim, base.logit_layer(sn, kernel_initializer=INIT), pooling="flatten",
         final_relu=False, projection=architectures.projection(config, num_classes, feature_dim, initializer=INIT),

@@ -53,7 +53,7 @@ def discriminator_blocks(channels, downsample, spectral_norm, attention_after=()
 
 @register("sngan_resnet_cifar")
 def build(config, image_shape, num_classes):
-    sn, channels = config.d_spectral_norm, [config.channels(128)] * 4
+    sn, channels = config.d_spectral_norm, [config.d_channels(128)] * 4
     layers = discriminator_blocks(channels, (True, True, False, False), sn)
     discriminator = base.Discriminator(
         image_shape, layers, channels[-1],
