@@ -11,6 +11,10 @@ that) and retries failed ones up to --retries times. After every run, all runs' 
 gathered into `<out>/results.jsonl` (rewritten atomically, one record per run and evaluated
 step) for make_tables.py. One sweep at a time may use an --out: a second invocation exits with
 an error instead of training the same runs twice.
+
+Extra seeds for one row of a grid, into the same --out (its results keep every run):
+python benchmarks/sweep.py --sweep=robustness --preset=mini --seeds=3,4 --out=sweeps/rob \
+    --only=penalty=SN,beta1=0.5,beta2=0.999,disc_iters=1 --gin_param=...
 """
 import concurrent.futures
 import json
@@ -28,6 +32,7 @@ from compare_ssgan.errors import UserError  # noqa: E402
 FLAGS = flags.FLAGS
 
 STATUS_FILE = "sweep_status.json"
+SPEC_FILE = "sweep_spec.json"  # the run's sweep block, so any later invocation can gather it
 RESULTS_FILE = "results.jsonl"
 LOCK_FILE = "sweep.lock"
 
@@ -64,12 +69,44 @@ def run_dir(out, spec):
     return os.path.join(out, "runs", spec.run_id)
 
 
-def read_status(out, spec):
+def _read_json(path):
     try:
-        with open(os.path.join(run_dir(out, spec), STATUS_FILE)) as f:
+        with open(path) as f:
             return json.load(f)
     except (OSError, json.JSONDecodeError):
-        return {"state": "pending", "attempts": 0}
+        return None
+
+
+def read_status(out, spec):
+    return _read_json(os.path.join(run_dir(out, spec), STATUS_FILE)) or {"state": "pending", "attempts": 0}
+
+
+def sweep_block(spec):
+    """What a gathered record says about its run's place in the sweep (results.py's `sweep`)."""
+    return {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model, "seed": spec.seed,
+            "gin_files": list(spec.gin_files), "bindings": [list(b) for b in spec.bindings],
+            "labels": dict(spec.labels), "axes": [name for name, _ in spec.labels]}
+
+
+def select(specs, only):
+    """The specs whose labels match every 'axis=value' of `only` (values compared as numbers
+    when both parse as numbers, else as text); an unknown axis is an error naming the valid ones."""
+    wanted = dict(grids.parse_bindings(only))
+    known = {name for spec in specs for name, _ in spec.labels}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise ValueError(f"--only names unknown axes {unknown}; this sweep's axes: {sorted(known)}")
+
+    def same(value, text):
+        try:
+            return float(value) == float(text)
+        except (TypeError, ValueError):
+            return str(value) == text
+
+    chosen = [spec for spec in specs if all(same(dict(spec.labels).get(k), v) for k, v in wanted.items())]
+    if not chosen:
+        raise ValueError(f"--only={','.join(only)} matches none of the {len(specs)} runs")
+    return chosen
 
 
 def write_status(out, spec, **status):
@@ -138,24 +175,31 @@ class RayExecutor:
 
 def gather_results(out, specs):
     """Rewrites <out>/results.jsonl from every run's scores (one record per run and step), each
-    with a `sweep` block naming the grid's axes (labels) and bindings (compare_ssgan.results)."""
+    with a `sweep` block naming the grid's axes (labels) and bindings (compare_ssgan.results).
+    Runs of `specs` and every other run under <out>/runs with a spec file (launched by another
+    invocation on this --out, e.g. extra seeds for one row) are gathered: no run is dropped."""
     from compare_ssgan import results
     from compare_ssgan.eval import evaluator  # the scores file's identity
 
+    blocks = {spec.run_id: sweep_block(spec) for spec in specs}
+    runs_root = os.path.join(out, "runs")
+    for run_id in sorted(os.listdir(runs_root)) if os.path.isdir(runs_root) else []:
+        if run_id not in blocks:  # launched by another invocation on this --out (e.g. --only, --seeds)
+            try:
+                with open(os.path.join(runs_root, run_id, SPEC_FILE)) as f:
+                    blocks[run_id] = json.load(f)
+            except (OSError, json.JSONDecodeError):
+                continue  # not a run of this sweep, or launched before spec files existed
     lines = []
-    for spec in specs:
+    for run_id, block in blocks.items():
         latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
-        scores = os.path.join(run_dir(out, spec), evaluator.SCORES_FILE)
+        scores = os.path.join(runs_root, run_id, evaluator.SCORES_FILE)
         for record in results.read(scores) if os.path.exists(scores) else []:
             latest[evaluator.score_key(record)] = record
-        status = read_status(out, spec)
+        status = _read_json(os.path.join(runs_root, run_id, STATUS_FILE)) or {}
         for key in sorted(latest, key=str):
             record = dict(latest[key])
-            record["sweep"] = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model,
-                               "seed": spec.seed, "gin_files": list(spec.gin_files),
-                               "bindings": [list(b) for b in spec.bindings], "labels": dict(spec.labels),
-                               "axes": [name for name, _ in spec.labels],
-                               "state": status.get("state")}
+            record["sweep"] = {**block, "state": status.get("state")}
             results.validate(record, f"{scores} (gathered)")
             lines.append(json.dumps(record, sort_keys=True))
     _atomic_write(os.path.join(out, RESULTS_FILE), "".join(line + "\n" for line in lines))
@@ -200,6 +244,7 @@ def run_sweep(specs, out, executor, retries, log=_print):
     def launch(spec, attempt_in_invocation):
         model_dir = run_dir(out, spec)
         os.makedirs(model_dir, exist_ok=True)
+        _atomic_write(os.path.join(model_dir, SPEC_FILE), json.dumps(sweep_block(spec), indent=1))
         attempts = {"count": read_status(out, spec).get("attempts", 0)}  # counted when a run starts
         args = command(spec, os.path.abspath(model_dir))
         write_status(out, spec, state="queued", attempts=attempts["count"], command=args)
@@ -256,6 +301,8 @@ def main(argv):
     try:
         specs = grids.build(FLAGS.sweep, FLAGS.datasets, [int(s) for s in FLAGS.seeds], FLAGS.preset,
                             grids.parse_bindings(FLAGS.gin_param))
+        if FLAGS.only:
+            specs = select(specs, FLAGS.only)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -295,6 +342,9 @@ def define_flags():
     flags.DEFINE_float("gpus_per_run", 0.0, "GPUs each Ray task requests.")
     flags.DEFINE_integer("retries", 1, "Extra attempts for a failed run, per invocation.")
     flags.DEFINE_multi_string("gin_param", [], "Binding applied to every run, e.g. the data location.")
+    flags.DEFINE_list("only", [], "Only the runs whose axes match, e.g. "
+                      "--only=penalty=SN,beta1=0.5,beta2=0.999,disc_iters=1 (with --seeds=3,4: extra seeds "
+                      "for one row; the --out's results gather every run it holds).")
     flags.DEFINE_bool("dry_run", False, "Print the runs (id and bindings) and exit.")
 
 

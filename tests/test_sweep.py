@@ -218,3 +218,33 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
         "| Uncond-GAN | 1 | 50/100 | 10.00 | 0.0100 | unfinished | — |",
         "| SS-GAN | 0 | 100/100 | 20.00 | 0.0200 | ok | — |",
         "| SS-GAN | 1 | 50/100 | 12.00 | 0.0120 | failed | — |"]
+
+
+def test_only_selects_a_row_and_gathering_keeps_runs_of_other_invocations(tmp_path):
+    """Extra seeds for one row (--only, --seeds=3,4) into the same --out: the results still hold
+    the first invocation's runs, gathered through their spec files."""
+    specs = grids.build("robustness", ["cifar10"], [0, 1, 2], "mini")
+    row = {"penalty": "SN", "beta1": "0.5", "beta2": "0.999", "disc_iters": "1"}
+    only = [f"{k}={v}" for k, v in row.items()]
+    chosen = sweep.select(specs, only)
+    assert len(chosen) == 2 * 3 and {s.model for s in chosen} == {"uncond", "ssgan"}
+    assert all(dict(s.labels)["beta2"] == 0.999 and dict(s.labels)["penalty"] == "SN" for s in chosen)
+    with pytest.raises(ValueError, match="unknown axes.*'beta1'"):
+        sweep.select(specs, ["betta1=0.5"])
+    with pytest.raises(ValueError, match="matches none"):
+        sweep.select(specs, ["beta1=0.7"])
+
+    out = str(tmp_path / "sweep")
+    first, extra = chosen[0], sweep.select(grids.build("robustness", ["cifar10"], [3], "mini"), only)[0]
+    for spec, fid in ((first, 30.0), (extra, 20.0)):  # as launch() leaves a finished run
+        os.makedirs(sweep.run_dir(out, spec))
+        sweep._atomic_write(os.path.join(sweep.run_dir(out, spec), sweep.SPEC_FILE),
+                            json.dumps(sweep.sweep_block(spec)))
+        sweep.write_status(out, spec, state="done")
+        write(tmp_path / "sweep" / "runs" / spec.run_id / "scores.jsonl",
+              [score(model=spec.model, seed=spec.seed, fid=fid)])
+    assert sweep.gather_results(out, [extra]) == 2  # the later invocation knows only its own run
+    gathered = {r["sweep"]["run_id"]: r for r in make_tables.load(out)}
+    assert set(gathered) == {first.run_id, extra.run_id}
+    assert gathered[first.run_id]["sweep"]["labels"] == dict(first.labels)
+    assert gathered[extra.run_id]["sweep"]["seed"] == 3 and gathered[extra.run_id]["fid"] == 20.0
