@@ -90,8 +90,9 @@ def _model_gin(dataset, model):
 
 def robustness(datasets, seeds, preset, extra=()):
     runs = []
-    for dataset, (penalty, penalty_bindings), (beta1, beta2, disc_iters), model, seed in itertools.product(
-            datasets, PENALTIES.items(), OPTIMIZER_SETTINGS, ROBUSTNESS_MODELS, seeds):
+    # Seeds before models: an unfinished sweep has both models of a row at the same seeds.
+    for dataset, (penalty, penalty_bindings), (beta1, beta2, disc_iters), seed, model in itertools.product(
+            datasets, PENALTIES.items(), OPTIMIZER_SETTINGS, seeds, ROBUSTNESS_MODELS):
         bindings = (*_literals(penalty_bindings.items()), *_literals(
             [("options.beta1", beta1), ("options.beta2", beta2), ("options.disc_iters", disc_iters)]), *extra)
         labels = (("penalty", penalty), ("lambda", penalty_bindings.get("penalty.weight")),
