@@ -140,14 +140,14 @@ def gather_results(out, specs):
     """Rewrites <out>/results.jsonl from every run's scores (one record per run and step), each
     with a `sweep` block naming the grid's axes (labels) and bindings (compare_ssgan.results)."""
     from compare_ssgan import results
-    from compare_ssgan.eval import evaluator  # the scores file's identity
+    from compare_ssgan.eval import scores as scores_file  # the scores file's identity
 
     lines = []
     for spec in specs:
         latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
-        scores = os.path.join(run_dir(out, spec), evaluator.SCORES_FILE)
+        scores = os.path.join(run_dir(out, spec), scores_file.SCORES_FILE)
         for record in results.read(scores) if os.path.exists(scores) else []:
-            latest[evaluator.score_key(record)] = record
+            latest[scores_file.score_key(record)] = record
         status = read_status(out, spec)
         for key in sorted(latest, key=str):
             record = dict(latest[key])

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from compare_ssgan import cli, datasets, export, generate, latents, trained, training
 from compare_ssgan.errors import UserError
-from compare_ssgan.eval import evaluator
+from compare_ssgan.eval import evaluator, scores
 from compare_ssgan.evaluate import evaluate
 from run_helpers import REPO
 
@@ -62,7 +62,7 @@ def runs(tmp_path_factory):
                            f"evaluation.num_samples={NUM_SAMPLES}", "evaluation.sample_batch_size=16", *params])
             trainer = training.Trainer(model_dir, tf.distribute.get_strategy())
             # As eval_after_train: the evaluator first, so the operative config has its options.
-            scorer = evaluator.Evaluator(trainer) if name == "uncond" else None
+            scorer = evaluator.Evaluator(evaluator.Run.from_trainer(trainer)) if name == "uncond" else None
             trainer.train()
             if scorer:
                 assert scorer.evaluate_pending() == [1, 2]
@@ -189,7 +189,7 @@ def test_generate_command_writes_the_requested_count_quietly(runs, tmp_path):
 
 
 def test_evaluate_matches_the_training_time_evaluator(runs, cache):
-    [record] = [r for r in evaluator.read_scores(runs["uncond"]) if r["step"] == 2]
+    [record] = [r for r in scores.read_scores(runs["uncond"]) if r["step"] == 2]
     again = evaluate(runs["uncond"], step=2)  # real: the run's own dataset and split
     assert again["fid_label"] == "FID (CIFAR-10 classifier)" and again["num_fake_sets"] == 2
     for name in ("fid", "fid_std", "kid", "inception_score"):
