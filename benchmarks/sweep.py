@@ -179,7 +179,7 @@ def gather_results(out, specs):
     Runs of `specs` and every other run under <out>/runs with a spec file (launched by another
     invocation on this --out, e.g. extra seeds for one row) are gathered: no run is dropped."""
     from compare_ssgan import results
-    from compare_ssgan.eval import evaluator  # the scores file's identity
+    from compare_ssgan.eval import scores as scores_file  # the scores file's identity
 
     blocks = {spec.run_id: sweep_block(spec) for spec in specs}
     runs_root = os.path.join(out, "runs")
@@ -193,9 +193,9 @@ def gather_results(out, specs):
     lines = []
     for run_id, block in blocks.items():
         latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
-        scores = os.path.join(runs_root, run_id, evaluator.SCORES_FILE)
+        scores = os.path.join(runs_root, run_id, scores_file.SCORES_FILE)
         for record in results.read(scores) if os.path.exists(scores) else []:
-            latest[evaluator.score_key(record)] = record
+            latest[scores_file.score_key(record)] = record
         status = _read_json(os.path.join(runs_root, run_id, STATUS_FILE)) or {}
         for key in sorted(latest, key=str):
             record = dict(latest[key])

@@ -57,7 +57,7 @@ def register_configurables():
     from compare_ssgan import architectures, datasets, distribute, training  # noqa: F401
     from compare_ssgan.gans import losses, model, penalties, rotation  # noqa: F401
     from compare_ssgan.gans import consistency, latent_transformation  # noqa: F401
-    from compare_ssgan.eval import evaluator, feature_networks, probes  # noqa: F401
+    from compare_ssgan.eval import feature_networks, options, probes  # noqa: F401
 
 
 def parse_gin(gin_files, gin_params):

@@ -11,12 +11,13 @@ handled and recorded). --real is a dataset name (its --split, default the evalua
 run it defaults to the run's own dataset and split.
 
 The numbers come from the training-time evaluator's code (eval/evaluator.py): the same fake
-sets (latents and labels from `evaluation.eval_seed`), metric code, uniform random real
-subset and real-activation cache (folders are cached too, keyed by their files), so a run's
-checkpoint scores exactly as in its scores.jsonl. Options default to the run's gin config
-(`evaluation.*`) for a run, and to `evaluation`'s defaults otherwise; a folder of fakes is one
-set of all its images unless --num_samples takes a random subset. Real images: --num_real_samples,
-default all of a folder, or as many as the fakes from a dataset split (the training-time rule).
+sets (latents and labels from `evaluation.eval_seed`), metric code and protocol fields, uniform
+random real subset and real-activation cache (eval/real_cache.py; folders are cached too, keyed
+by their files), so a run's checkpoint scores exactly as in its scores.jsonl. Options default
+to the run's gin config (`evaluation.*`) for a run, and to `evaluation`'s defaults otherwise; a
+folder of fakes is one set of all its images unless --num_samples takes a random subset. Real
+images: --num_real_samples, default all of a folder, or as many as the fakes from a dataset
+split (the training-time rule).
 
 Output: the record as JSON (stdout, or --json=PATH) and one human-readable line on stderr,
 each metric named by its feature network (e.g. "FID (CIFAR-10 classifier)").
@@ -35,7 +36,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from compare_ssgan import datasets, provenance  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
-from compare_ssgan.eval import evaluator, feature_networks, image_folders  # noqa: E402
+from compare_ssgan.eval import evaluator, feature_networks, image_folders, options, real_cache, scores  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -104,7 +105,7 @@ class SavedGenerator:
 
 
 def _options(**overrides):
-    return evaluator.evaluation_options(**{k: v for k, v in overrides.items() if v is not None})
+    return options.evaluation_options(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _real(real, split, image_folder, image_size, run=None):
@@ -168,25 +169,20 @@ def evaluate(fake, real=None, split=None, image_folder=None, feature_network=Non
     num_real = num_real_samples or (len(data) if real_desc["kind"] == "folder" else opts.num_samples)
     if real_desc["kind"] == "folder" and num_real > len(data):
         raise UserError(f"--num_real_samples={num_real} but {data.path} has {len(data)} images")
-    real_features, _ = evaluator.real_activations(data, real_split, network, num_real)
+    real_features, _ = real_cache.real_activations(data, real_split, network, num_real)
     if fake_kind == "folder":
-        features, logits = evaluator.real_activations(folder, image_folders.SPLIT, network, opts.num_samples)
+        features, logits = real_cache.real_activations(folder, image_folders.SPLIT, network, opts.num_samples)
         per_set = [evaluator.set_scores(real_features, features, logits, "ok", opts)]
     elif fake_kind == "run":
-        per_set = evaluator.score_generated_sets(lambda z, y: run.generate(z, y).numpy(), run.arch, run.arch.z_dim,
+        per_set = evaluator.score_generated_sets(lambda z, y: run.generate(z, y).numpy(), run.arch,
                                                  run.num_classes, network, real_features, opts)
     else:
-        per_set = evaluator.score_generated_sets(saved, saved.prior, saved.z_dim, saved.num_classes, network,
-                                                 real_features, opts)
+        per_set = evaluator.score_generated_sets(saved, saved.prior, saved.num_classes, network, real_features,
+                                                 opts)
     return {
         **evaluator.combine_sets(per_set),
         "fake": fake_desc, "real": real_desc, **extra,
-        "fid_label": network.info.label, "metric_labels": evaluator.metric_labels(network.info.label),
-        "feature_network": network.info.as_dict(), "num_samples": opts.num_samples,
-        "num_real_samples": int(len(real_features)), "num_fake_sets": opts.num_fake_sets,
-        "real_split": real_split, "eval_seed": opts.eval_seed, "kid_max_block_size": opts.kid_max_block_size,
-        "inception_score_splits": opts.inception_score_splits,
-        "std_note": "std over fake sets (ddof=1); null with one set", "per_set": per_set,
+        **evaluator.protocol(network, opts, real_split, len(real_features)), "per_set": per_set,
         "code_version": provenance.CODE_VERSION, "eval_seconds": round(time.time() - start, 2),
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -198,7 +194,7 @@ def summary(record):
     what = {"run": lambda: f"{fake['model_dir']} step {fake['step']}", "saved_model": lambda: fake["path"],
             "folder": lambda: fake["path"]}[fake["kind"]]()
     against = f"{real['dataset']} {real['split']}" if real["kind"] == "dataset" else real["path"]
-    return (f"{evaluator.summary_line(record)} | {record['num_fake_sets']} set(s) x {record['num_samples']} "
+    return (f"{scores.summary_line(record)} | {record['num_fake_sets']} set(s) x {record['num_samples']} "
             f"of {what} vs {record['num_real_samples']} of {against}")
 
 
@@ -209,7 +205,7 @@ def _run(argv):
     record = evaluate(FLAGS.fake, FLAGS.real, FLAGS.split, FLAGS.image_folder, FLAGS.feature_network,
                       FLAGS.num_samples, FLAGS.num_real_samples, FLAGS.num_fake_sets, FLAGS.step,
                       FLAGS.image_size, FLAGS.z_prior)
-    text = json.dumps(evaluator._json_safe(record), allow_nan=False)
+    text = json.dumps(scores.json_safe(record), allow_nan=False)
     if FLAGS.json:
         with open(FLAGS.json, "w", encoding="utf-8") as f:
             f.write(text + "\n")

@@ -25,11 +25,11 @@ SCHEMA_VERSION = 2
 STATUSES = ("ok", "collapsed", "diverged", "damaged")
 # name -> True if lower is better. Probe accuracies are the probe kind's metrics.
 METRICS = {"fid": True, "kid": True, "inception_score": False, "train_top1": False, "test_top1": False}
-# The run's configuration as the evaluator describes it (evaluator.Evaluator._run_description).
+# The run's configuration as the evaluator describes it (eval/evaluator.py, run_description).
 RUN_FIELDS = ("model", "architecture", "architecture_config", "tasks", "adversarial_weight", "conditional",
               "loss", "penalty", "lambda", "beta1", "beta2", "disc_iters", "g_lr", "d_lr", "batch_size",
               "training_steps", "ema_decay", "dataset")
-# How a checkpoint was scored: FID changes with each (see the evaluator's module docstring).
+# How a checkpoint was scored: FID changes with each (eval/evaluator.py, `protocol`).
 PROTOCOL_FIELDS = ("feature_network", "num_samples", "num_fake_sets", "real_split", "eval_seed",
                    "kid_max_block_size", "inception_score_splits")
 # Where the images are read from: not part of a run's identity (moving from an image folder to

@@ -58,14 +58,12 @@ def run(model_dir, schedule, strategy):
 
     trains = schedule in ("train", "eval_after_train")
     _, is_chief = distribute.worker_info(strategy)  # workers share the chief's model_dir
-    from compare_ssgan.eval import evaluator
-
-    from compare_ssgan.eval import probes
+    from compare_ssgan.eval import probes, schedules, scores
 
     probe_after = schedule != "train" and probes.probe_options().enabled  # bad settings fail first
     with training_lock(model_dir) if trains and is_chief else contextlib.nullcontext():
         if trains and is_chief:
-            set_aside_orphan_scores(model_dir, training.CHECKPOINT_SUBDIR, evaluator.SCORES_FILE)
+            set_aside_orphan_scores(model_dir, training.CHECKPOINT_SUBDIR, scores.SCORES_FILE)
         if schedule == "train":
             return training.Trainer(model_dir, strategy).train()
 
@@ -73,9 +71,9 @@ def run(model_dir, schedule, strategy):
         if schedule == "probe":
             return probes.probe_run(trainer)
         if schedule == "eval_after_train":
-            result = evaluator.eval_after_train(trainer)
+            result = schedules.eval_after_train(trainer)
         else:
-            result = evaluator.continuous_eval(trainer)
+            result = schedules.continuous_eval(trainer)
         if probe_after:  # every checkpoint, once the scores are written
             probes.probe_run(trainer)
         return result

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from compare_ssgan import datasets, main, provenance, training
 from compare_ssgan.errors import UserError
-from compare_ssgan.eval import evaluator, feature_networks
+from compare_ssgan.eval import evaluator, feature_networks, options, real_cache, schedules, scores
 from run_helpers import CIFAR10_TAR, REPO, run_cli, smoke_args
 from test_feature_networks import StandInInception
 
@@ -28,7 +28,7 @@ def _no_nan(text):
 
 def load_lines(model_dir):
     """scores.jsonl as a list of dicts; fails on NaN/Infinity or a malformed line."""
-    with open(os.path.join(model_dir, evaluator.SCORES_FILE), encoding="utf-8") as f:
+    with open(os.path.join(model_dir, scores.SCORES_FILE), encoding="utf-8") as f:
         text = f.read()
     assert text.endswith("\n")
     return [json.loads(line, parse_constant=_no_nan) for line in text.splitlines()]
@@ -166,14 +166,14 @@ def test_collapsed_and_diverged_generators_are_recorded(tmp_path, env, clean_gin
         monkeypatch.setenv(key, value)
     model_dir = str(tmp_path / "run")
     trainer = _smoke_trainer(model_dir, folder)
-    scorer = evaluator.Evaluator(trainer)
+    scorer = evaluator.Evaluator(evaluator.Run.from_trainer(trainer))
     # Fixed seeds: scoring one checkpoint twice gives the same numbers.
     trainer.save(0)
     first, second = (scorer.evaluate(os.path.join(model_dir, "checkpoints", "ckpt-0")) for _ in range(2))
     assert first["status"] == "ok"
-    assert evaluator._json_safe(first["per_set"]) == evaluator._json_safe(second["per_set"])  # nan -> None
+    assert scores.json_safe(first["per_set"]) == scores.json_safe(second["per_set"])  # nan -> None
     assert first["per_set"][0]["fid"] != first["per_set"][1]["fid"]  # different latents per set
-    assert evaluator.append_score(model_dir, first)
+    assert scores.append_score(model_dir, first)
     generator = trainer.gan.sampling_generator
     for step, value in ((1, 0.0), (2, float("nan"))):
         # All-zero weights: every sample is the same image; NaN weights: NaN samples.
@@ -210,17 +210,17 @@ def test_continuous_eval_times_out_without_checkpoints(tmp_path, env, clean_gin,
         monkeypatch.setenv(key, value)
     trainer = _smoke_trainer(str(tmp_path / "run"), folder)
     with pytest.raises(UserError, match="without a new checkpoint"):
-        evaluator.continuous_eval(trainer, timeout_secs=0.5, poll_secs=0.1)
+        schedules.continuous_eval(trainer, timeout_secs=0.5, poll_secs=0.1)
 
 
 def test_evaluation_config_errors(clean_gin):
     gin.bind_parameter("evaluation.feature_network", "fid_net")
     with pytest.raises(UserError, match="valid names: cifar10_classifier, inception"):
-        evaluator.evaluation_options()
+        options.evaluation_options()
     gin.bind_parameter("evaluation.feature_network", "cifar10_classifier")
     gin.bind_parameter("evaluation.num_samples", 10)
     with pytest.raises(UserError, match="too small"):
-        evaluator.evaluation_options()
+        options.evaluation_options()
 
 
 def test_unknown_evaluation_binding_is_a_user_error(tmp_path):
@@ -241,28 +241,28 @@ def _record(step, seed=0, fid=1.0):
 
 def test_append_score_is_one_line_per_key_without_nan(tmp_path):
     model_dir = str(tmp_path)
-    assert evaluator.append_score(model_dir, _record(2))
-    assert not evaluator.append_score(model_dir, _record(2, fid=5.0))  # same key: not duplicated
-    assert evaluator.append_score(model_dir, _record(2, seed=1))  # another eval seed
-    assert evaluator.append_score(model_dir, _record(4))
+    assert scores.append_score(model_dir, _record(2))
+    assert not scores.append_score(model_dir, _record(2, fid=5.0))  # same key: not duplicated
+    assert scores.append_score(model_dir, _record(2, seed=1))  # another eval seed
+    assert scores.append_score(model_dir, _record(4))
     lines = load_lines(model_dir)
     assert [(r["step"], r["eval_seed"]) for r in lines] == [(2, 0), (2, 1), (4, 0)]
     assert lines[0]["kid_std"] is None and lines[0]["fid"] == 1.0
-    with open(os.path.join(model_dir, evaluator.SCORES_FILE), "a") as f:
+    with open(os.path.join(model_dir, scores.SCORES_FILE), "a") as f:
         f.write('{"step": 6, "fid"')  # a torn line (e.g. a full disk) is skipped when reading
-    assert [r["step"] for r in evaluator.read_scores(model_dir)] == [2, 2, 4]
+    assert [r["step"] for r in scores.read_scores(model_dir)] == [2, 2, 4]
 
 
 def test_random_subset_is_uniform_and_independent_of_batching():
     rows = np.arange(1000)
-    whole, total = evaluator._random_subset([rows], 100, seed=3)
-    batched, _ = evaluator._random_subset(np.array_split(rows, 37), 100, seed=3)
+    whole, total = real_cache.random_subset([rows], 100, seed=3)
+    batched, _ = real_cache.random_subset(np.array_split(rows, 37), 100, seed=3)
     assert total == 1000 and len(whole) == 100 and len(set(whole)) == 100
     np.testing.assert_array_equal(whole, batched)
     assert whole.max() > 500 and not np.all(np.diff(whole) > 0)  # spread out and shuffled
     counts = np.zeros(10)
     for seed in range(200):
-        counts += np.bincount(evaluator._random_subset([rows], 100, seed)[0] // 100, minlength=10)
+        counts += np.bincount(real_cache.random_subset([rows], 100, seed)[0] // 100, minlength=10)
     assert counts.min() > 0.8 * counts.mean() and counts.max() < 1.2 * counts.mean()
 
 
@@ -292,14 +292,14 @@ def test_real_activations_are_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPARE_SSGAN_CACHE", str(tmp_path / "cache"))
     data = datasets.Dataset(name="cifar10", image_folder=_tiny_folder(str(tmp_path / "folder")))
     network = _CountingNetwork()
-    features, logits = evaluator.real_activations(data, "test", network, 20)
+    features, logits = real_cache.real_activations(data, "test", network, 20)
     assert features.shape == (20, 8) and logits.shape == (20, 10) and network.calls == 1
-    again = evaluator.real_activations(data, "test", network, 20)
+    again = real_cache.real_activations(data, "test", network, 20)
     assert network.calls == 1  # from the cache
     np.testing.assert_array_equal(again[0], features)
     cached = os.listdir(tmp_path / "cache" / "real_activations")
     assert len(cached) == 1 and cached[0].startswith("cifar10-test-counting-20-")
-    evaluator.real_activations(data, "train", network, 20)  # another split: computed
+    real_cache.real_activations(data, "train", network, 20)  # another split: computed
     assert network.calls == 2
     with pytest.raises(UserError, match="has 30 images, fewer than evaluation.num_samples=31"):
-        evaluator.real_activations(data, "test", network, 31)
+        real_cache.real_activations(data, "test", network, 31)

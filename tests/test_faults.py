@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from compare_ssgan import checkpoints, config_contract, datasets, jsonl, main, training
 from compare_ssgan.errors import UserError
-from compare_ssgan.eval import evaluator
+from compare_ssgan.eval import real_cache, schedules, scores
 from run_helpers import CIFAR10_TAR, REPO, assert_same_weights, run_cli, smoke_args
 
 
@@ -166,17 +166,17 @@ def _score(step):
 
 def test_append_after_a_torn_line_keeps_the_new_record(tmp_path, caplog):
     model_dir = str(tmp_path)
-    assert evaluator.append_score(model_dir, _score(2))
-    path = os.path.join(model_dir, evaluator.SCORES_FILE)
+    assert scores.append_score(model_dir, _score(2))
+    path = os.path.join(model_dir, scores.SCORES_FILE)
     with open(path, "rb+") as f:  # a short write of step 4's line: no newline at the end
         f.seek(0, 2)
         f.write(json.dumps(_score(4)).encode()[:25])
-    assert evaluator.append_score(model_dir, _score(6))
+    assert scores.append_score(model_dir, _score(6))
     with open(path) as f:
         lines = f.read().splitlines()
     assert len(lines) == 3 and json.loads(lines[2])["step"] == 6  # not glued onto the torn line
     caplog.clear()
-    assert [r["step"] for r in evaluator.read_scores(model_dir)] == [2, 6]
+    assert [r["step"] for r in scores.read_scores(model_dir)] == [2, 6]
     assert f"{path} line 2 is not a JSON record" in caplog.text
     # make_tables stops on it, naming the file and the line.
     sys.path.insert(0, os.path.join(REPO, "benchmarks"))
@@ -251,7 +251,7 @@ def test_replaced_images_are_not_scored_from_a_stale_cache(tmp_path, monkeypatch
     def activations():
         source = str(tmp_path / "images.tar.gz") if kind == "archive" else root
         data = datasets.Dataset(name="cifar10", image_folder=source)
-        return evaluator.real_activations(data, "test", network, 20)[0]
+        return real_cache.real_activations(data, "test", network, 20)[0]
 
     replace_images(seed=0)
     first = activations()
@@ -304,8 +304,8 @@ def test_eval_after_train_records_a_damaged_checkpoint_and_scores_the_rest(
     [data] = glob.glob(os.path.join(ckpt_dir, "ckpt-2.data-*"))
     os.truncate(data, os.path.getsize(data) // 2)
     before = _files(ckpt_dir)
-    evaluator.eval_after_train(_trainer(model_dir, folder, params=["evaluation.num_fake_sets=1"]))
-    damaged, ok = evaluator.read_scores(model_dir)
+    schedules.eval_after_train(_trainer(model_dir, folder, params=["evaluation.num_fake_sets=1"]))
+    damaged, ok = scores.read_scores(model_dir)
     assert (damaged["step"], damaged["status"], damaged["checkpoint"]) == (2, "damaged", "ckpt-2")
     assert damaged["fid"] is None and damaged["reason"]
     assert (ok["step"], ok["status"]) == (4, "ok") and ok["fid"] > 0
@@ -330,8 +330,8 @@ def test_continuous_eval_records_a_dead_trainers_divergence(trained, folder, cac
         f.write("pid 999999999 on " + __import__("socket").gethostname() + "\n")  # a dead holder
     assert trainer.stopped()["step"] == 5
     with pytest.raises(NaNLossError, match="recorded step 5 as diverged"):
-        evaluator.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)  # returns at once
-    records = evaluator.read_scores(model_dir)
+        schedules.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)  # returns at once
+    records = scores.read_scores(model_dir)
     assert [(r["step"], r["status"]) for r in records] == [(2, "ok"), (4, "ok"), (5, "diverged")]
     assert records[2]["checkpoint"] is None and "non-finite loss" in records[2]["reason"]
 
@@ -355,7 +355,7 @@ def test_undecodable_images_are_named(tmp_path, monkeypatch, clean_gin):
     os.replace(text, os.path.join(root, "test", "cat", "bad.png"))
     data = datasets.Dataset(name="cifar10", image_folder=root)
     with pytest.raises(UserError, match=f"{root}/test/cat/bad.png"):
-        evaluator.real_activations(data, "test", _Counting(), 5)
+        real_cache.real_activations(data, "test", _Counting(), 5)
 
 
 def test_truncated_archive_is_an_error_and_leaves_no_staging_dir(tmp_path, monkeypatch):
@@ -380,7 +380,7 @@ def test_unwritable_cache_dir_is_an_error(tmp_path, monkeypatch):
         datasets.Dataset(name="cifar10", image_folder=CIFAR10_TAR)  # extracting it
     data = datasets.Dataset(name="cifar10", image_folder=root)
     with pytest.raises(UserError, match="COMPARE_SSGAN_CACHE"):
-        evaluator.real_activations(data, "test", _Counting(), 5)
+        real_cache.real_activations(data, "test", _Counting(), 5)
 
 
 def _disk_full(path):
@@ -452,7 +452,7 @@ def test_continuous_eval_stops_when_its_trainer_is_gone(trained, folder, cache, 
         with open(lock, "w") as f:
             f.write(f"pid 999999999 on {socket.gethostname()}\n")
 
-    monkeypatch.setattr(evaluator.time, "sleep", trainer_dies)
+    monkeypatch.setattr(schedules.time, "sleep", trainer_dies)
     trainer = _trainer(model_dir, folder, params=["options.training_steps=8", "evaluation.num_fake_sets=1"])
     with pytest.raises(UserError, match="is gone .* before step 8; last scored step: 4"):
-        evaluator.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)
+        schedules.continuous_eval(trainer, timeout_secs=3600, poll_secs=1)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import cli, datasets, export, generate, latents, trained, training
+from compare_ssgan import architectures, cli, datasets, export, generate, latents, results, trained, training
 from compare_ssgan.errors import UserError
-from compare_ssgan.eval import evaluator
+from compare_ssgan.eval import evaluator, scores
 from compare_ssgan.evaluate import evaluate
 from run_helpers import REPO
 
@@ -62,7 +62,7 @@ def runs(tmp_path_factory):
                            f"evaluation.num_samples={NUM_SAMPLES}", "evaluation.sample_batch_size=16", *params])
             trainer = training.Trainer(model_dir, tf.distribute.get_strategy())
             # As eval_after_train: the evaluator first, so the operative config has its options.
-            scorer = evaluator.Evaluator(trainer) if name == "uncond" else None
+            scorer = evaluator.Evaluator(evaluator.Run.from_trainer(trainer)) if name == "uncond" else None
             trainer.train()
             if scorer:
                 assert scorer.evaluate_pending() == [1, 2]
@@ -189,7 +189,7 @@ def test_generate_command_writes_the_requested_count_quietly(runs, tmp_path):
 
 
 def test_evaluate_matches_the_training_time_evaluator(runs, cache):
-    [record] = [r for r in evaluator.read_scores(runs["uncond"]) if r["step"] == 2]
+    [record] = [r for r in scores.read_scores(runs["uncond"]) if r["step"] == 2]
     again = evaluate(runs["uncond"], step=2)  # real: the run's own dataset and split
     assert again["fid_label"] == "FID (CIFAR-10 classifier)" and again["num_fake_sets"] == 2
     for name in ("fid", "fid_std", "kid", "inception_score"):
@@ -200,6 +200,28 @@ def test_evaluate_matches_the_training_time_evaluator(runs, cache):
                      feature_network="cifar10_classifier", num_samples=NUM_SAMPLES, num_fake_sets=2)
     assert saved["fake"]["kind"] == "saved_model" and saved["num_samples"] == NUM_SAMPLES
     assert saved["fid"] == pytest.approx(record["fid"], rel=1e-4)
+
+
+def test_an_evaluator_needs_a_generator_and_a_run_description_not_a_trainer(runs, cache, tmp_path):
+    """G rebuilt alone from the run's config, restored from the run's checkpoints by a
+    checkpoint of its own: the same scores as the training-time evaluator's."""
+    gin.clear_config()
+    cli.parse_gin([os.path.join(runs["uncond"], trained.OPERATIVE_CONFIG)], [])
+    arch = architectures.architecture()
+    data = datasets.Dataset(name="cifar10", image_folder=runs["folder"])
+    generator, _ = architectures.build(arch, data.image_shape, data.num_classes)
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(step=step, generator=generator, generator_variables=list(generator.weights))
+    before = scores.read_scores(runs["uncond"])
+    description = {name: before[0][name] for name in (*results.RUN_FIELDS, "seed")}
+    run = evaluator.Run(str(tmp_path), os.path.join(runs["uncond"], training.CHECKPOINT_SUBDIR), data, generator,
+                        arch, checkpoint, step, description)
+    assert evaluator.Evaluator(run).evaluate_pending() == [1, 2]  # written to tmp_path
+    for old, new in zip(before, scores.read_scores(str(tmp_path)), strict=True):
+        assert new["step"] == old["step"] and new["warnings"] == [] and new["model"] == "uncond"
+        for name in ("fid", "fid_std", "kid", "kid_std", "inception_score", "inception_score_std", "per_set"):
+            assert new[name] == old[name], name
+    assert new["fid"] != before[0]["fid"]  # step 2 was restored, not step 1 kept
 
 
 def test_evaluate_folders(runs, cache, tmp_path):

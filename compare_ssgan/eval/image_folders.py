@@ -1,5 +1,5 @@
 """A directory of images (PNG or JPEG, found recursively) as a source of real or fake images
-for `evaluator.real_activations`, which caches their activations like a dataset split's.
+for `real_cache.real_activations`, which caches their activations like a dataset split's.
 
 Sizes: by default every image must have the same size, and images go to the feature network
 as stored; the network resizes them itself (Inception: TF-GAN's bilinear resize to 299x299;

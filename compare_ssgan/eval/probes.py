@@ -43,6 +43,8 @@ from absl import logging
 
 from compare_ssgan import datasets, jsonl, provenance
 from compare_ssgan.errors import UserError
+from compare_ssgan.eval.real_cache import random_subset
+from compare_ssgan.eval.scores import json_safe
 
 PROBES_FILE = "probes.jsonl"
 FEATURES_SUBDIR = "probe_features"
@@ -233,8 +235,6 @@ def _load_cached(path, key_json):
 
 def probe_images(data, split, num_examples, seed):
     """(uint8 images, labels) of a seeded uniform random subset of `split`, cached on disk."""
-    from compare_ssgan.eval.evaluator import _random_subset
-
     key = json.dumps({"dataset": data.name, "source": data.source_description, "split": split,
                       "num_examples": num_examples, "seed": seed, "version": 1}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -251,7 +251,7 @@ def probe_images(data, split, num_examples, seed):
             batch["label"] = y.numpy()
             yield batch
 
-    subset, total = _random_subset(rows(), num_examples or 2**62, seed)
+    subset, total = random_subset(rows(), num_examples or 2**62, seed)
     if num_examples and total < num_examples:
         raise UserError(f"the {split!r} split of {data.name} has {total} images, fewer than the "
                         f"probe's {num_examples}; lower probe.num_train_examples/num_test_examples")
@@ -290,14 +290,12 @@ def append_probe(model_dir, record):
     """Appends `record` as one line (O_APPEND, under an exclusive flock, like scores.jsonl)
     unless an equal-key record is there; returns True if written. The one place probes are
     written: a record schema can take over here."""
-    from compare_ssgan.eval.evaluator import _json_safe
-
     fd = os.open(os.path.join(model_dir, PROBES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if any(probe_key(r) == probe_key(record) for r in read_probes(model_dir)):
             return False
-        jsonl.append(fd, _json_safe(record))  # never glued onto a torn last line
+        jsonl.append(fd, json_safe(record))  # never glued onto a torn last line
     finally:
         os.close(fd)
     return True
