@@ -16,6 +16,8 @@ import json
 import math
 import os
 
+from compare_ssgan import results
+
 
 def load_probes(path):
     """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
@@ -24,9 +26,8 @@ def load_probes(path):
     if not files:
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
     records = []
-    for name in files:
-        with open(name) as f:
-            records += [json.loads(line) for line in f if line.strip()]
+    for name in files:  # validated and migrated by the record schema; errors name file and line
+        records += [r for r in results.read(name) if r["kind"] == "probe"]
     settings = {json.dumps([r.get("dataset"), r.get("probe"), r.get("num_train"), r.get("num_test")],
                            sort_keys=True) for r in records}
     if len(settings) > 1:

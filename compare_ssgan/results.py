@@ -122,9 +122,15 @@ def probe_record(step, block, train_top1, test_top1, feature_dim, pooling, probe
 
 
 def _migrate_v1(record):
-    """Records written before the schema: scores only; a divergence of training was marked by a
-    "checkpoint" key holding null, and the kind and origin were implicit."""
+    """Records written before the schema: a divergence of training was marked by a "checkpoint"
+    key holding null, and the kind and origin were implicit. Probe records (a "block" and a
+    "test_top1") named their pooling only by its grid."""
     record = dict(record)
+    if "block" in record and "test_top1" in record:
+        grid = record.get("pooled_grid") or ["?", "?"]
+        record.setdefault("pooling", f"average-pooled to {grid[0]}x{grid[1]}")
+        record.update(schema_version=2, kind="probe")
+        return record
     training = "checkpoint" in record and not record["checkpoint"]
     record.setdefault("checkpoint", None)
     record.setdefault("status", "diverged" if training or record.get("fid") is None else "ok")

@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from compare_ssgan import results
 from run_helpers import REPO
 
 PROBE = {"pooled_size": None, "max_features": 10000, "inverse_regularization": [1.0]}
@@ -17,10 +20,10 @@ def _write_run(root, model, seed, accuracies, probe=PROBE):
     with open(os.path.join(run, "probes.jsonl"), "w") as f:
         for step, per_block in accuracies.items():
             for block, accuracy in enumerate(per_block):
-                f.write(json.dumps({"step": step, "block": block, "test_top1": accuracy, "train_top1": 1.0,
-                                    "model": model, "seed": seed, "model_dir": run, "dataset": "cifar10",
-                                    "probe": probe, "num_train": 5000, "num_test": 2000, "converged": True,
-                                    "train_split": "train", "test_split": "test"}) + "\n")
+                record = results.probe_record(step, block, 1.0, accuracy, 512, "average-pooled to 4x4", probe, {
+                    "model": model, "seed": seed, "model_dir": run, "dataset": "cifar10", "num_train": 5000,
+                    "num_test": 2000, "converged": True, "train_split": "train", "test_split": "test"})
+                f.write(json.dumps(record) + "\n")
 
 
 def _make_tables(*args):
@@ -45,3 +48,21 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
     mixed = _make_tables(f"--results={root}")
     assert mixed.returncode == 2 and "mix datasets or probe settings" in mixed.stderr
+
+
+def test_probe_records_are_read_through_the_record_schema(tmp_path):
+    """Probe records written before the schema (no version, no pooling) are migrated; a bad one
+    is refused with its file and line."""
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import representation_table
+
+    legacy = {"step": 1000, "block": 2, "train_top1": 0.9, "test_top1": 0.4, "feature_dim": 512,
+              "pooled_grid": [4, 4], "probe": PROBE, "model": "ssgan", "seed": 0, "dataset": "cifar10"}
+    path = tmp_path / "probes.jsonl"
+    path.write_text(json.dumps(legacy) + "\n")
+    [record] = representation_table.load_probes(str(path))
+    assert (record["kind"], record["schema_version"]) == ("probe", results.SCHEMA_VERSION)
+    assert record["pooling"] == "average-pooled to 4x4" and record["test_top1"] == 0.4
+    path.write_text(json.dumps(legacy) + "\n" + json.dumps(dict(legacy, test_top1=1.5)) + "\n")
+    with pytest.raises(results.RecordError, match="probes.jsonl line 2"):
+        representation_table.load_probes(str(path))

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets, jsonl, provenance
+from compare_ssgan import datasets, jsonl, provenance, results
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval.real_cache import random_subset
 from compare_ssgan.eval.scores import json_safe
@@ -278,8 +278,12 @@ def block_features(discriminator, images, opts):
 # -- the results file ---------------------------------------------------------------------------
 
 def read_probes(model_dir):
+    """The run's probe records, validated against the record schema (compare_ssgan.results); a
+    torn last line is skipped with a warning, as in scores.jsonl."""
     path = os.path.join(model_dir, PROBES_FILE)
-    return jsonl.read(path) if os.path.exists(path) else []
+    if not os.path.exists(path):
+        return []
+    return [results.parse(r, f"{path} (step {r.get('step')}, block {r.get('block')})") for r in jsonl.read(path)]
 
 
 def probe_key(record):
@@ -375,16 +379,17 @@ class Prober:
                 continue
             result = fit_probe(features[f"train_{block}"], features["train_labels"],
                                features[f"test_{block}"], features["test_labels"], self.opts)
-            record = {"step": step, "checkpoint": os.path.basename(path), "block": block,
-                      "num_blocks": num_blocks, **result,
-                      "feature_shape": features[f"shape_{block}"].tolist(),
-                      "pooled_grid": features[f"grid_{block}"].tolist(),
-                      "feature_dim": int(features[f"train_{block}"].shape[1]),
-                      "num_train": int(len(features["train_labels"])),
-                      "num_test": int(len(features["test_labels"])),
-                      "train_split": self.splits[0], "test_split": self.splits[1],
-                      "probe": self.opts.settings(), **self._run_description(),
-                      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            grid = features[f"grid_{block}"].tolist()
+            record = results.probe_record(
+                step, block, result["train_top1"], result["test_top1"],
+                feature_dim=int(features[f"train_{block}"].shape[1]),
+                pooling=f"average-pooled to {grid[0]}x{grid[1]}", probe=self.opts.settings(),
+                run={**self._run_description(), **result, "checkpoint": os.path.basename(path),
+                     "num_blocks": num_blocks, "feature_shape": features[f"shape_{block}"].tolist(),
+                     "pooled_grid": grid, "num_train": int(len(features["train_labels"])),
+                     "num_test": int(len(features["test_labels"])),
+                     "train_split": self.splits[0], "test_split": self.splits[1],
+                     "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             logging.info("probe step %d block %d (%d dims): train top-1 %.4f, test top-1 %.4f (C=%g, %d "
                          "iterations%s, %.1fs)", step, block, record["feature_dim"], record["train_top1"],
                          record["test_top1"], record["inverse_regularization"], record["iterations"],
