@@ -3,7 +3,7 @@
 python benchmarks/export_sweep.py --sweep_dir=sweeps/rob --to=benchmarks/results/robustness_mini
 
 Per finished (or finally failed) run it keeps what a reader needs to audit the run and what a
-new checkout needs to resume the sweep without redoing it: sweep_status.json, scores.jsonl,
+new checkout needs to resume the sweep without redoing it: sweep_status.json, sweep_spec.json, scores.jsonl,
 operative_config.gin and the last sample grid. Checkpoints, logs and summaries stay behind.
 <to>/runs mirrors the sweep: runs still queued or running (or retried since an earlier export)
 are removed from it, so a sweep seeded from the export (`cp -r <to>/runs <sweep_dir>/`) runs
@@ -24,7 +24,7 @@ import sweep  # noqa: E402
 from compare_ssgan import results  # noqa: E402
 
 SCORES_FILE = "scores.jsonl"
-KEPT_FILES = (sweep.STATUS_FILE, SCORES_FILE, "operative_config.gin")
+KEPT_FILES = (sweep.STATUS_FILE, sweep.SPEC_FILE, SCORES_FILE, "operative_config.gin")
 KEPT_STATES = ("done", "failed")
 
 
