@@ -41,8 +41,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets, jsonl, provenance, results
+from compare_ssgan import datasets, jsonl, results
 from compare_ssgan.errors import UserError
+from compare_ssgan.eval.evaluator import run_description
 from compare_ssgan.eval.real_cache import random_subset
 from compare_ssgan.eval.scores import json_safe
 
@@ -326,15 +327,6 @@ class Prober:
                             probe_images(data, self.splits[1], opts.num_test_examples, opts.subset_seed + 1))
         return self._images
 
-    def _run_description(self):
-        t, gan = self.trainer, self.trainer.gan
-        return {"model": gan.name, "tasks": [type(task).__name__ for task in getattr(gan, "tasks", [])],
-                "conditional": getattr(gan, "conditional", None), "architecture": gan.arch.name,
-                "architecture_config": dataclasses.asdict(gan.arch), "seed": t.opts.seed,
-                "training_steps": t.opts.training_steps, "dataset": t.data.name,
-                "dataset_source": t.data.source_description,
-                "model_dir": os.path.abspath(t.model_dir), "code_version": provenance.CODE_VERSION}
-
     def features(self, step, path):
         """{'train_i', 'test_i', 'train_labels', 'test_labels', 'shape_i', 'grid_i'} for the
         checkpoint at `path`: from the cache, or computed (restoring it) and cached."""
@@ -384,7 +376,7 @@ class Prober:
                 step, block, result["train_top1"], result["test_top1"],
                 feature_dim=int(features[f"train_{block}"].shape[1]),
                 pooling=f"average-pooled to {grid[0]}x{grid[1]}", probe=self.opts.settings(),
-                run={**self._run_description(), **result, "checkpoint": os.path.basename(path),
+                run={**run_description(self.trainer), **result, "checkpoint": os.path.basename(path),
                      "num_blocks": num_blocks, "feature_shape": features[f"shape_{block}"].tolist(),
                      "pooled_grid": grid, "num_train": int(len(features["train_labels"])),
                      "num_test": int(len(features["test_labels"])),
