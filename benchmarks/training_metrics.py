@@ -1,0 +1,82 @@
+"""The training metrics a run logged (its TensorBoard events under <run>/train/), per run.
+
+python benchmarks/training_metrics.py --runs=sweeps/lt/runs --metrics=lt_accuracy --last=8
+
+For each run directory under --runs (or --runs itself): the mean of each metric over its last
+--last logged values (one value per `options.log_every` steps, each the metric of one step's
+batch, so single values are noisy) and the last value, as a Markdown table. Used to check that an
+auxiliary task is learned at all: LT-GAN's `lt_accuracy` (chance 0.5), SS-GAN's
+`rotation_accuracy_real` (chance 0.25).
+"""
+import glob
+import json
+import os
+import platform
+import shlex
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def read_scalars(run_dir):
+    """{metric: [(step, value), ...]} from the run's train/ event files, in step order."""
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    series = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "train", "events.out.tfevents.*"))):
+        for raw in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(raw.numpy())
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                series.setdefault(value.tag, {})[int(event.step)] = number  # a resumed run rewrites a step
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def run_name(run_dir):
+    spec = os.path.join(run_dir, "sweep_spec.json")
+    if os.path.exists(spec):
+        with open(spec) as f:
+            block = json.load(f)
+        return f"{block['model']} (seed {block['seed']})"
+    return os.path.basename(os.path.normpath(run_dir))
+
+
+def summarize(run_dir, metrics, last):
+    """[(metric, mean of the last `last` values, their count, last step, last value)]."""
+    series = read_scalars(run_dir)
+    rows = []
+    for metric in metrics:
+        points = series.get(metric)
+        if not points:
+            continue
+        tail = [v for _, v in points[-last:]]
+        rows.append((metric, sum(tail) / len(tail), len(tail), points[-1][0], points[-1][1]))
+    return rows
+
+
+def main(argv):
+    del argv
+    runs = [FLAGS.runs] if os.path.isdir(os.path.join(FLAGS.runs, "train")) else sorted(
+        d for d in glob.glob(os.path.join(FLAGS.runs, "*")) if os.path.isdir(os.path.join(d, "train")))
+    if not runs:
+        print(f"error: no run with TensorBoard events (train/) under {FLAGS.runs}", file=sys.stderr)
+        sys.exit(2)
+    print(f"| run | metric | mean of last {FLAGS.last} logs | last step | last value |")
+    print("|---|---|---|---|---|")
+    for run in runs:
+        rows = summarize(run, FLAGS.metrics, FLAGS.last)
+        for metric, mean, count, step, value in rows:
+            print(f"| {run_name(run)} | {metric} | {mean:.3f} ({count}) | {step} | {value:.3f} |")
+        if not rows:
+            print(f"| {run_name(run)} | (none of {', '.join(FLAGS.metrics)}) | | | |")
+    print(f"\nmachine: {platform.platform()}; command: python {shlex.join(sys.argv)}")
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("runs", None, "A run directory, or a directory of run directories.", required=True)
+    flags.DEFINE_list("metrics", ["lt_accuracy", "rotation_accuracy_real"], "Logged metrics to summarize.")
+    flags.DEFINE_integer("last", 8, "Mean over this many last logged values.")
+    app.run(main)

@@ -1,0 +1,29 @@
+"""benchmarks/training_metrics.py reads the scalars a run logged and averages the last ones."""
+import os
+import sys
+import time
+
+import tensorflow as tf
+
+from run_helpers import REPO
+
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+import training_metrics  # noqa: E402
+
+
+def test_last_logged_values_are_averaged_per_metric(tmp_path):
+    run = tmp_path / "run"
+    for start, values in ((0, [0.1, 0.2, 0.3]), (200, [0.9, 0.7])):  # a resumed run rewrites step 200
+        writer = tf.summary.create_file_writer(str(run / "train"))
+        with writer.as_default():
+            for i, value in enumerate(values):
+                tf.summary.scalar("lt_accuracy", value, step=start + 100 * i)
+        writer.close()
+        time.sleep(1.1)  # event files are named by their creation second: the resumed one sorts last
+    points = training_metrics.read_scalars(str(run))["lt_accuracy"]
+    assert [step for step, _ in points] == [0, 100, 200, 300]
+    assert abs(points[2][1] - 0.9) < 1e-6  # the resumed run's value of step 200
+    [(metric, mean, count, step, last)] = training_metrics.summarize(str(run), ["lt_accuracy", "absent"], 2)
+    assert (metric, count, step) == ("lt_accuracy", 2, 300)
+    assert abs(last - 0.7) < 1e-6
+    assert abs(mean - (0.9 + 0.7) / 2) < 1e-6
