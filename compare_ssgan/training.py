@@ -308,16 +308,18 @@ class Trainer:
             metrics.update({k: mean(v) for k, v in g_metrics.items()})
             return metrics
 
-        names = []  # the metrics' names, known after the first trace of one_step
+        # Traced once: its metrics' names (needed before the loop) come from that trace, and the
+        # loop body calls the same traced function (tracing the step again would double the
+        # start-up time of every run).
+        step_fn = tf.function(one_step)
 
         @tf.function
         def train_loop(iterator, num_steps):
-            if not names:
-                names.extend(sorted(tf.function(one_step).get_concrete_function(iterator).structured_outputs))
+            names = sorted(step_fn.get_concrete_function(iterator).structured_outputs)
             totals = {k: tf.zeros([], tf.float32) for k in names}
             # The loop stays in the graph (tf.while_loop): one host round trip per call.
             for _ in tf.range(num_steps):
-                metrics = one_step(iterator)
+                metrics = step_fn(iterator)
                 totals = {k: totals[k] + metrics[k] for k in names}
             return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}
 

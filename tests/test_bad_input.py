@@ -18,6 +18,30 @@ def _fails_with(args, *fragments):
     return result
 
 
+def _fails_in_process(args, capsys, *fragments):
+    """What `python -m compare_ssgan.main args` runs once absl has parsed the flags (the same
+    main), in this process: one `error:` line and exit code 2. The subprocess path itself is
+    run by the tests below that use _fails_with."""
+    import gin
+
+    from compare_ssgan import main
+
+    capsys.readouterr()
+    main.FLAGS.unparse_flags()
+    main.FLAGS(["compare_ssgan.main", *args])
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main.main([])
+    finally:
+        main.FLAGS.unparse_flags()
+        gin.clear_config()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert sum(line.startswith("error:") for line in err.splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
 @pytest.mark.parametrize("param, fragments", [
     ("options.trainng_steps=3", ["bad gin configuration", "trainng_steps"]),
     ("loss.fn=@hingee", ["bad gin configuration", "hingee"]),
@@ -26,8 +50,8 @@ def _fails_with(args, *fragments):
     ("strategy.name='gpu_cluster'", ["unknown strategy 'gpu_cluster'", "mirrored"]),
     ("dataset.image_folder='/nonexistent/cifar'", ["image folder /nonexistent/cifar does not exist"]),
 ])
-def test_bad_configuration(tmp_path, param, fragments):
-    _fails_with(smoke_args(str(tmp_path / "run"), "cifar10/ssgan.gin", params=[param]), *fragments)
+def test_bad_configuration(tmp_path, capsys, param, fragments):
+    _fails_in_process(smoke_args(str(tmp_path / "run"), "cifar10/ssgan.gin", params=[param]), capsys, *fragments)
 
 
 def test_missing_gin_file(tmp_path):
@@ -40,19 +64,18 @@ def test_unwritable_model_dir(tmp_path):
     _fails_with(smoke_args(str(blocker / "run"), "cifar10/uncond.gin"), "is not writable")
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    model_dir = str(tmp_path / "run")
-    run_cli(smoke_args(model_dir, "cifar10/uncond.gin", params=["options.training_steps=2"]))
-    # Resumed with a penalty weight that overflows float32: step 3's D loss is inf.
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, smoke_runs):
+    model_dir = smoke_runs.copy("cifar10/uncond.gin", to=tmp_path / "run")  # shared: ckpt-2, ckpt-4
+    # Resumed with a penalty weight that overflows float32: step 5's D loss is inf.
     result = _fails_with(
         smoke_args(model_dir, "cifar10/uncond.gin",
-                   params=["penalty.fn=@wgan_gp", "penalty.weight=1e39",
+                   params=["options.training_steps=6", "penalty.fn=@wgan_gp", "penalty.weight=1e39",
                            "config_contract.accept=['penalty.fn', 'penalty.weight']"]),
-        "non-finite loss at generator step 3", "last good checkpoint")
-    assert "ckpt-2" in result.stderr
-    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-2")
+        "non-finite loss at generator step 5", "last good checkpoint")
+    assert "ckpt-4" in result.stderr
+    assert tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints")).endswith("ckpt-4")
     with open(os.path.join(model_dir, training.STOPPED_FILE)) as f:  # for a continuous_eval beside it
-        assert json.load(f)["step"] == 3
+        assert json.load(f)["step"] == 5
 
 
 def test_second_trainer_in_a_model_dir_is_refused(tmp_path):

@@ -26,9 +26,9 @@ def _latest(model_dir):
 
 
 @pytest.mark.parametrize("model", ["cifar10/uncond.gin", "cifar10/ssgan.gin"])
-def test_mirrored_two_cpus_matches_single_device(tmp_path, model):
-    single, mirrored = str(tmp_path / "single"), str(tmp_path / "mirrored")
-    run_cli(smoke_args(single, model, params=AGREE))
+def test_mirrored_two_cpus_matches_single_device(tmp_path, smoke_runs, model):
+    single, _ = smoke_runs.get(model, AGREE)  # the SS-GAN one is shared with the multi-worker test
+    mirrored = str(tmp_path / "mirrored")
     result = run_cli(smoke_args(mirrored, model, params=AGREE + [
         "strategy.name='mirrored'", "strategy.logical_cpus=2"]))
     assert "over 2 replica(s)" in result.stderr
@@ -53,9 +53,9 @@ def _free_ports(n):
     return ports
 
 
-def test_multi_worker_two_processes_matches_single_device(tmp_path):
-    single, multi = str(tmp_path / "single"), str(tmp_path / "multi")
-    run_cli(smoke_args(single, "cifar10/ssgan.gin", params=AGREE))
+def test_multi_worker_two_processes_matches_single_device(tmp_path, smoke_runs):
+    single, _ = smoke_runs.get("cifar10/ssgan.gin", AGREE)
+    multi = str(tmp_path / "multi")
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     args = smoke_args(multi, "cifar10/ssgan.gin", params=AGREE + ["strategy.name='multi_worker'"])
     procs = []

@@ -37,11 +37,9 @@ def folder():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A smoke uncond run with ckpt-2 and ckpt-4 (copy it before damaging it)."""
-    model_dir = str(tmp_path_factory.mktemp("trained") / "run")
-    run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
-    return model_dir
+def trained(smoke_runs):
+    """A smoke uncond run with ckpt-2 and ckpt-4, shared by the session (copy it before damaging it)."""
+    return smoke_runs.get("cifar10/uncond.gin")[0]
 
 
 @pytest.fixture

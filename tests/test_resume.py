@@ -9,12 +9,12 @@ import tensorflow as tf
 
 from run_helpers import REPO, assert_same_weights, run_cli, smoke_args
 
-DETERMINISTIC = ["options.deterministic=True", "options.training_steps=4"]
+DETERMINISTIC = ["options.deterministic=True"]  # 4 steps, checkpoints every 2 (smoke preset)
 
 
-def test_stopped_and_restarted_run_matches_uninterrupted(tmp_path):
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    run_cli(smoke_args(straight, "cifar10/ssgan.gin", params=DETERMINISTIC))
+def test_stopped_and_restarted_run_matches_uninterrupted(tmp_path, smoke_runs):
+    straight, _ = smoke_runs.get("cifar10/ssgan.gin", DETERMINISTIC)  # shared with test_speed_options.py
+    resumed = str(tmp_path / "resumed")
     run_cli(smoke_args(resumed, "cifar10/ssgan.gin", params=DETERMINISTIC + ["options.training_steps=2"]))
     second = run_cli(smoke_args(resumed, "cifar10/ssgan.gin", params=DETERMINISTIC))
     assert "Resuming from" in second.stderr and "at step 2" in second.stderr
@@ -25,9 +25,8 @@ def test_stopped_and_restarted_run_matches_uninterrupted(tmp_path):
     assert_same_weights(ckpt(straight), ckpt(resumed))
 
 
-def test_rerun_of_finished_run_does_nothing(tmp_path):
-    model_dir = str(tmp_path / "run")
-    run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
+def test_rerun_of_finished_run_does_nothing(tmp_path, smoke_runs):
+    model_dir = smoke_runs.copy("cifar10/uncond.gin", to=tmp_path / "run")  # shared: 4 steps
     again = run_cli(smoke_args(model_dir, "cifar10/uncond.gin"))
     assert "Already trained to step 4" in again.stderr
 

@@ -7,33 +7,45 @@ import tensorflow as tf
 
 import numpy as np
 
+from compare_ssgan import main as cli
+from compare_ssgan import training
+from compare_ssgan.errors import UserError
 from run_helpers import assert_same_weights, checkpoint_values, run_cli, smoke_args
 
-DETERMINISTIC = ["options.deterministic=True", "options.training_steps=8", "options.log_every=4",
-                 "options.save_every=4", "options.sample_every=4"]
+# The deterministic SS-GAN smoke run (4 steps; logs, samples, checkpoints every 2), shared with
+# test_resume.py through the session's smoke_runs.
+DETERMINISTIC = ("cifar10/ssgan.gin", ("options.deterministic=True",))
 
 
 def _latest(model_dir):
     return tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
 
 
-def test_steps_per_loop_gives_the_same_weights(tmp_path):
-    one, four = str(tmp_path / "one"), str(tmp_path / "four")
-    run_cli(smoke_args(one, "cifar10/ssgan.gin", params=DETERMINISTIC))
-    result = run_cli(smoke_args(four, "cifar10/ssgan.gin", params=DETERMINISTIC + ["options.steps_per_loop=4"]))
-    assert "step 4/8" in result.stderr and "step 8/8" in result.stderr
-    assert _latest(one).endswith("ckpt-8") and _latest(four).endswith("ckpt-8")
-    assert sorted(os.listdir(os.path.join(four, "samples"))) == ["step_000004.png", "step_000008.png"]
-    # Every variable: G, D, rotation head, both Adams, BN statistics, SN vectors, the step.
-    assert_same_weights(_latest(one), _latest(four))
+def test_steps_per_loop_gives_the_same_weights(tmp_path, smoke_runs):
+    one, _ = smoke_runs.get(*DETERMINISTIC)
+    two = str(tmp_path / "two")  # 2 loop calls of 2 steps: the iterator carries on between calls
+    result = run_cli(smoke_args(two, DETERMINISTIC[0], params=[*DETERMINISTIC[1], "options.steps_per_loop=2"]))
+    assert "step 2/4" in result.stderr and "step 4/4" in result.stderr
+    assert _latest(one).endswith("ckpt-4") and _latest(two).endswith("ckpt-4")
+    assert sorted(os.listdir(os.path.join(two, "samples"))) == ["step_000002.png", "step_000004.png"]
+    # Every variable: G, D, rotation head, both Adams, BN statistics, SN vectors, the step;
+    # at the loop boundary (ckpt-2) too.
+    assert_same_weights(_latest(one)[:-1] + "2", _latest(two)[:-1] + "2")
+    assert_same_weights(_latest(one), _latest(two))
 
 
-def test_interval_not_a_multiple_of_steps_per_loop_is_a_user_error(tmp_path):
-    result = run_cli(smoke_args(str(tmp_path / "run"), "cifar10/uncond.gin",
-                                params=["options.steps_per_loop=4", "options.save_every=6",
-                                        "options.log_every=4", "options.sample_every=4"]), check=False)
-    assert result.returncode == 2
-    assert "options.save_every=6 is not a multiple of options.steps_per_loop=4" in result.stderr
+def test_interval_not_a_multiple_of_steps_per_loop_is_a_user_error():
+    """Checked by options() (the CLI turns the UserError into one `error:` line and exit code
+    2; test_bad_input.py runs that path)."""
+    import gin
+
+    try:
+        cli.parse_gin([], ["options.steps_per_loop=4", "options.save_every=6", "options.log_every=4",
+                           "options.sample_every=4"])
+        with pytest.raises(UserError, match="options.save_every=6 is not a multiple of options.steps_per_loop=4"):
+            training.options()
+    finally:
+        gin.clear_config()
 
 
 def test_xla_agrees_with_the_graph_step(tmp_path):
@@ -62,22 +74,21 @@ def test_xla_agrees_with_the_graph_step(tmp_path):
         np.testing.assert_allclose(a[name], b[name], atol=2 * 2e-4 + 1e-5, rtol=0, err_msg=name)
 
 
-@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_trains_and_resumes(tmp_path, precision):
-    model_dir = str(tmp_path / "run")
-    params = [f"options.precision='{precision}'"]
-    run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params + ["options.training_steps=2"]))
-    resumed = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params))
-    assert "at step 2" in resumed.stderr and _latest(model_dir).endswith("ckpt-4")
-    values = tf.train.load_checkpoint(_latest(model_dir))
-    dtypes = values.get_variable_to_dtype_map()
-    names = set(dtypes)
-    # Weights, BN statistics, SN vectors and optimizer state all stay float32.
+def _float32_state(model_dir):
+    """The checkpoint's dtypes: weights, BN statistics, SN vectors and optimizer state all stay
+    float32 under a mixed-precision policy."""
+    dtypes = tf.train.load_checkpoint(_latest(model_dir)).get_variable_to_dtype_map()
     assert not {n for n, d in dtypes.items() if d in (tf.float16, tf.bfloat16)}
     assert dtypes["generator_variables/0/.ATTRIBUTES/VARIABLE_VALUE"] == tf.float32
-    if precision == "mixed_float16":  # the dynamic loss scale is checkpointed
-        assert {"g_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
-                "d_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"} <= set(names)
+    return set(dtypes)
+
+
+def test_mixed_bfloat16_trains(tmp_path):
+    model_dir = str(tmp_path / "run")
+    result = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=["options.precision='mixed_bfloat16'"]))
+    assert "step 4/4" in result.stderr and _latest(model_dir).endswith("ckpt-4")
+    names = _float32_state(model_dir)
+    assert not any("dynamic_scale" in n for n in names)  # no loss scaling under bfloat16
 
 
 def test_float16_overflow_skips_the_step_and_continues():
@@ -102,13 +113,18 @@ def test_float16_overflow_skips_the_step_and_continues():
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, gan.discriminator.trainable_weights))
 
 
-def test_mirrored_two_cpus_with_every_option(tmp_path):
+def test_mirrored_two_cpus_with_every_option_trains_and_resumes(tmp_path):
     model_dir = str(tmp_path / "run")
     params = ["strategy.name='mirrored'", "strategy.logical_cpus=2", "options.steps_per_loop=2",
               "options.precision='mixed_float16'"]
-    result = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params))
-    assert "over 2 replica(s)" in result.stderr and "step 4/4" in result.stderr
+    result = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params + ["options.training_steps=2"]))
+    assert "over 2 replica(s)" in result.stderr and "step 2/2" in result.stderr
+    resumed = run_cli(smoke_args(model_dir, "cifar10/ssgan.gin", params=params))
+    assert "at step 2" in resumed.stderr and "step 4/4" in resumed.stderr
     assert _latest(model_dir).endswith("ckpt-4")
+    # The dynamic loss scale is checkpointed (and restored: the resume asserts every object matched).
+    assert {"g_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE",
+            "d_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"} <= _float32_state(model_dir)
     # XLA cannot read variables mirrored on another logical CPU: a UserError, not a crash.
     result = run_cli(smoke_args(str(tmp_path / "xla"), "cifar10/ssgan.gin",
                                 params=params + ["options.jit_compile=True"]), check=False)
