@@ -100,7 +100,7 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
                    cwd=REPO, check=True, capture_output=True)
     assert _final_steps(exported)[0] == finals
     assert sorted(os.listdir(os.path.join(exported, "runs", specs[0].run_id))) == [
-        "operative_config.gin", "scores.jsonl", "step_000004.png", "sweep_status.json"]
+        "operative_config.gin", "scores.jsonl", "step_000004.png", "sweep_spec.json", "sweep_status.json"]
     seeded = str(tmp_path / "seeded")
     os.makedirs(seeded)
     subprocess.run(["cp", "-r", os.path.join(exported, "runs"), seeded], check=True)
