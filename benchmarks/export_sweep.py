@@ -21,10 +21,10 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep  # noqa: E402
-from compare_ssgan import results  # noqa: E402
+from compare_ssgan import config_contract, results  # noqa: E402
 
 SCORES_FILE = "scores.jsonl"
-KEPT_FILES = (sweep.STATUS_FILE, sweep.SPEC_FILE, SCORES_FILE, "operative_config.gin")
+KEPT_FILES = (sweep.STATUS_FILE, sweep.SPEC_FILE, SCORES_FILE, config_contract.CONFIG_FILE)
 KEPT_STATES = ("done", "failed")
 
 

@@ -34,7 +34,7 @@ cli.quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import app, flags, logging  # noqa: E402
 
-from compare_ssgan import datasets, provenance  # noqa: E402
+from compare_ssgan import config_contract, datasets, provenance  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 from compare_ssgan.eval import evaluator, feature_networks, image_folders, options, real_cache, scores  # noqa: E402
 
@@ -62,7 +62,7 @@ def kind(path):
                         f"folder of images")
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return "saved_model"
-    if os.path.isfile(os.path.join(path, "operative_config.gin")):
+    if os.path.isfile(os.path.join(path, config_contract.CONFIG_FILE)):
         return "run"
     return "folder"
 

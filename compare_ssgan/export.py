@@ -33,6 +33,7 @@ cli.quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import app, flags, logging  # noqa: E402
 
+from compare_ssgan import config_contract  # noqa: E402
 from compare_ssgan import trained as trained_lib  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 
@@ -87,7 +88,7 @@ def export(trained, out):
         raise UserError(f"cannot write the SavedModel to --out={out}: {e}") from e
     finally:
         logging.set_verbosity(verbosity)
-    with open(os.path.join(trained.model_dir, trained_lib.OPERATIVE_CONFIG), encoding="utf-8") as f:
+    with open(os.path.join(trained.model_dir, config_contract.CONFIG_FILE), encoding="utf-8") as f:
         gin_config = f.read()
     metadata = {**trained.describe(), "signature": signature_description(trained),
                 "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

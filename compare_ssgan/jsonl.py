@@ -7,6 +7,7 @@ is not a newline, starts the record with one: the torn line stays torn (and is r
 new record stays whole. Reading reports every unreadable line by file and line number.
 """
 import errno
+import fcntl
 import json
 import os
 
@@ -37,6 +38,22 @@ def append(fd, record):
         raise OSError(errno.ENOSPC, f"short write to {_name(fd)} ({written} of {len(data)} bytes): "
                                     f"No space left on device")
     os.fsync(fd)
+
+
+def append_unique(path, record, key, read_records=None):
+    """Appends `record` to `path` unless a record with the same `key(...)` is there; returns True
+    if written. The check and the append happen under one exclusive flock on an O_APPEND
+    descriptor, so two writers of one file never write a key twice. `read_records(path)` reads
+    the existing records (default `read`)."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if any(key(r) == key(record) for r in (read_records or read)(path)):
+            return False
+        append(fd, record)
+    finally:
+        os.close(fd)  # releases the lock
+    return True
 
 
 def _name(fd):

@@ -15,10 +15,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints
+from compare_ssgan import architectures, checkpoints, config_contract
 from compare_ssgan.errors import UserError
 
-OPERATIVE_CONFIG = "operative_config.gin"
 
 
 @dataclasses.dataclass
@@ -90,9 +89,9 @@ def load(model_dir, step=None):
     if not model_dir or not os.path.isdir(model_dir):
         raise UserError(f"--model_dir={model_dir} is not a directory. Pass the --model_dir a training "
                         f"run wrote (e.g. runs/ssgan_mini).")
-    config = os.path.join(model_dir, OPERATIVE_CONFIG)
+    config = os.path.join(model_dir, config_contract.CONFIG_FILE)
     if not os.path.isfile(config):
-        raise UserError(f"{model_dir} is not a training run: it has no {OPERATIVE_CONFIG} (written when "
+        raise UserError(f"{model_dir} is not a training run: it has no {config_contract.CONFIG_FILE} (written when "
                         f"training starts). Pass the --model_dir given to compare_ssgan.main.")
     found = dict(checkpoints.listed(os.path.join(model_dir, training.CHECKPOINT_SUBDIR))[0])
     if not found:

@@ -214,7 +214,7 @@ class Trainer:
                         f"cannot restore checkpoint {path}: {type(e).__name__}: "
                         f"{str(e).splitlines()[0][:300]}\nIts files are intact, so the gin config "
                         f"differs from the one that wrote it: use the original config "
-                        f"({os.path.join(self.model_dir, 'operative_config.gin')}) or a new "
+                        f"({os.path.join(self.model_dir, config_contract.CONFIG_FILE)}) or a new "
                         f"--model_dir.") from e
                 skipped.append((path, reason))
         else:

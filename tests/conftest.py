@@ -2,6 +2,7 @@
 session, however many tests (in however many files) read it."""
 import shutil
 
+import gin
 import pytest
 
 from run_helpers import run_cli, smoke_args
@@ -34,3 +35,11 @@ class SmokeRuns:
 def smoke_runs(tmp_path_factory):
     return SmokeRuns(tmp_path_factory.mktemp("smoke_runs"))
 
+
+
+@pytest.fixture
+def clean_gin():
+    """A test that binds gin starts and ends with an empty config."""
+    gin.clear_config()
+    yield
+    gin.clear_config()

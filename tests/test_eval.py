@@ -42,13 +42,6 @@ def env(tmp_path_factory):
     return {"COMPARE_SSGAN_CACHE": cache}, f"dataset.image_folder='{folder}'"
 
 
-@pytest.fixture
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
-
-
 def check_record(record, step, network="cifar10_classifier"):
     assert record["step"] == step and record["status"] == "ok"
     assert record["checkpoint"] == f"ckpt-{step}"

@@ -42,13 +42,6 @@ def trained(smoke_runs):
     return smoke_runs.get("cifar10/uncond.gin")[0]
 
 
-@pytest.fixture
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
-
-
 def _copy(trained, tmp_path):
     model_dir = str(tmp_path / "run")
     shutil.copytree(trained, model_dir)

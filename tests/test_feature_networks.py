@@ -41,13 +41,6 @@ def inception_dir(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
-
-
 def _tf1_bilinear_reference(images, size):
     """Independent numpy version of TF1 bilinear resize (align_corners=False, no half-pixel
     centres): source coordinate = dst * in / out, clamped at the border."""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import architectures, cli, datasets, export, generate, latents, results, trained, training
+from compare_ssgan import architectures, cli, config_contract, datasets, export, generate, latents, results, trained, training
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import evaluator, scores
 from compare_ssgan.evaluate import evaluate
@@ -206,7 +206,7 @@ def test_an_evaluator_needs_a_generator_and_a_run_description_not_a_trainer(runs
     """G rebuilt alone from the run's config, restored from the run's checkpoints by a
     checkpoint of its own: the same scores as the training-time evaluator's."""
     gin.clear_config()
-    cli.parse_gin([os.path.join(runs["uncond"], trained.OPERATIVE_CONFIG)], [])
+    cli.parse_gin([os.path.join(runs["uncond"], config_contract.CONFIG_FILE)], [])
     arch = architectures.architecture()
     data = datasets.Dataset(name="cifar10", image_folder=runs["folder"])
     generator, _ = architectures.build(arch, data.image_shape, data.num_classes)

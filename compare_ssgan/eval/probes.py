@@ -27,7 +27,6 @@ them nor refits a (checkpoint, block) already recorded with the same settings.
 import contextlib
 import dataclasses
 import datetime
-import fcntl
 import hashlib
 import json
 import math
@@ -292,18 +291,10 @@ def probe_key(record):
 
 
 def append_probe(model_dir, record):
-    """Appends `record` as one line (O_APPEND, under an exclusive flock, like scores.jsonl)
-    unless an equal-key record is there; returns True if written. The one place probes are
-    written: a record schema can take over here."""
-    fd = os.open(os.path.join(model_dir, PROBES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if any(probe_key(r) == probe_key(record) for r in read_probes(model_dir)):
-            return False
-        jsonl.append(fd, json_safe(record))  # never glued onto a torn last line
-    finally:
-        os.close(fd)
-    return True
+    """Appends `record` as one line unless an equal-key record is there (as scores.jsonl);
+    returns True if written."""
+    path = os.path.join(model_dir, PROBES_FILE)
+    return jsonl.append_unique(path, json_safe(record), probe_key, lambda _: read_probes(model_dir))
 
 
 # -- the prober ---------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ feature network (name and weights), number of samples, number of fake sets, real
 eval seed (`score_key`); changing any of these (e.g. adding an Inception evaluation of a run
 scored offline) appends new lines. JSON has no NaN: undefined values are written as null.
 """
-import contextlib
-import fcntl
 import math
 import os
 
@@ -53,26 +51,13 @@ def score_key(record):
             "checkpoint" if record.get("checkpoint") else "divergence")  # see Evaluator.record_divergence
 
 
-@contextlib.contextmanager
-def _locked_scores(model_dir):
-    """An O_APPEND descriptor of scores.jsonl, held under an exclusive flock."""
-    fd = os.open(os.path.join(model_dir, SCORES_FILE), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def append_score(model_dir, record):
     """Appends `record` as one line unless an equal-key record exists; returns True if written."""
-    with _locked_scores(model_dir) as fd:
-        if any(score_key(r) == score_key(record) for r in read_scores(model_dir)):
-            logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
-            return False
-        with disk.no_space_is_a_user_error(f"a score (step {record.get('step')})", model_dir):
-            jsonl.append(fd, json_safe(record))
-    return True
+    with disk.no_space_is_a_user_error(f"a score (step {record.get('step')})", model_dir):
+        written = jsonl.append_unique(os.path.join(model_dir, SCORES_FILE), json_safe(record), score_key)
+    if not written:
+        logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
+    return written
 
 
 def metric_labels(label):
