@@ -3,8 +3,9 @@
 python benchmarks/export_sweep.py --sweep_dir=sweeps/rob --to=benchmarks/results/robustness_mini
 
 Per finished (or finally failed) run it keeps what a reader needs to audit the run and what a
-new checkout needs to resume the sweep without redoing it: sweep_status.json, sweep_spec.json, scores.jsonl,
-operative_config.gin and the last sample grid. Checkpoints, logs and summaries stay behind.
+new checkout needs to resume the sweep without redoing it: sweep_status.json, sweep_spec.json,
+scores.jsonl, probes.jsonl (linear probes, if any), operative_config.gin and the last sample
+grid. Checkpoints, logs, summaries and probe feature caches stay behind.
 <to>/runs mirrors the sweep: runs still queued or running (or retried since an earlier export)
 are removed from it, so a sweep seeded from the export (`cp -r <to>/runs <sweep_dir>/`) runs
 them again. results.jsonl is filtered to the kept runs. Other files in <to> (README, tables,
@@ -23,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sweep  # noqa: E402
 from compare_ssgan import config_contract, results  # noqa: E402
 
-SCORES_FILE = "scores.jsonl"
-KEPT_FILES = (sweep.STATUS_FILE, sweep.SPEC_FILE, SCORES_FILE, config_contract.CONFIG_FILE)
+SCORES_FILE = results.SCORES_FILE
+KEPT_FILES = (sweep.STATUS_FILE, sweep.SPEC_FILE, SCORES_FILE, results.PROBES_FILE, config_contract.CONFIG_FILE)
 KEPT_STATES = ("done", "failed")
 
 

@@ -22,7 +22,7 @@ from compare_ssgan import results
 def load_probes(path):
     """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
     files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == "probes.jsonl")
+        os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == results.PROBES_FILE)
     if not files:
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
     records = []

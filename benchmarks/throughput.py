@@ -5,7 +5,8 @@ python benchmarks/throughput.py --gin_file=gin/cifar10/ssgan.gin \
     --gin_param="dataset.image_folder='../shared/data/cifar10/cifar10-jpeg.tar.gz'" --steps=20
 
 The speed-option matrix ({uncond, ssgan} x {float32, --mixed} x {eager loop, steps_per_loop,
-XLA}) at a preset, as a Markdown table:
+XLA}) at a preset, and the time of a 10,000-sample FID (generation, feature network, FID) with
+and without XLA, as a Markdown table:
 python benchmarks/throughput.py --matrix --preset=gin/presets/mini.gin \
     --gin_param="dataset.image_folder='../shared/data/cifar10/cifar10-jpeg.tar.gz'" --steps=20
 
@@ -13,6 +14,10 @@ python benchmarks/throughput.py --matrix --preset=gin/presets/mini.gin \
 "steps_per_loop" runs --loop steps per call; "XLA" adds options.jit_compile. Each cell times
 `steps` steps after one untimed call (tracing, compilation, first-batch latency), with the
 training loop's own step function and input pipeline; prints the machine and the command.
+The FID rows time what the evaluator runs per fake set (eval/evaluator.score_generated_sets)
+with the preset's feature network (named in the table: on a machine without Inception it is the
+CIFAR-10 classifier), after one untimed batch; the real activations are computed (or read from
+their cache) first and not timed: a run computes them once.
 """
 import math
 import os
@@ -34,6 +39,7 @@ flags.DEFINE_string("preset", "gin/presets/mini.gin", "Preset gin file for --mat
 flags.DEFINE_list("models", ["gin/cifar10/uncond.gin", "gin/cifar10/ssgan.gin"], "Model gin files for --matrix.")
 flags.DEFINE_string("mixed", "mixed_bfloat16", "The mixed-precision policy of --matrix "
                     "(mixed_float16 on GPUs before Ampere).")
+flags.DEFINE_integer("fid_samples", 10_000, "Generated samples of the matrix's FID rows (0: no FID rows).")
 flags.DEFINE_integer("loop", 10, "options.steps_per_loop of the matrix's steps_per_loop and XLA columns.")
 FLAGS = flags.FLAGS
 
@@ -76,6 +82,25 @@ def measure(steps, warmup_calls=1):
     return seconds, trainer
 
 
+def measure_fid(trainer, num_samples, jit_compile):
+    """(seconds for one fake set of `num_samples` scored by FID/KID/IS, the FID's label)."""
+    import dataclasses
+
+    from compare_ssgan.eval import evaluator, feature_networks, options, real_cache
+
+    opts = dataclasses.replace(options.evaluation_options(), num_samples=num_samples, num_fake_sets=1)
+    network = feature_networks.build(opts.feature_network)
+    data = trainer.data
+    real_features, _ = real_cache.real_activations(data, data.info.eval_split, network, num_samples)
+    generator = trainer.gan.sampling_generator
+    embed = evaluator.set_embedder(lambda z, y: generator(z, y, training=False), network, jit_compile)
+    warmup = dataclasses.replace(opts, num_samples=opts.sample_batch_size)
+    evaluator.generated_set(embed, trainer.gan.arch, data.num_classes, warmup, 0)  # tracing, compilation
+    start = time.perf_counter()
+    evaluator.score_generated_sets(embed, trainer.gan.arch, data.num_classes, real_features, opts)
+    return time.perf_counter() - start, network.info.label
+
+
 def run_matrix():
     import gin
     import keras
@@ -84,7 +109,7 @@ def run_matrix():
              f"XLA, steps_per_loop={FLAGS.loop}": [f"options.steps_per_loop={FLAGS.loop}", "options.jit_compile=True"]}
     # Intervals that any steps_per_loop divides, and no checkpoints or samples while timing.
     quiet = ["options.log_every=1000000", "options.save_every=1000000", "options.sample_every=1000000"]
-    rows = []
+    rows, fid_rows = [], []
     for model_file in FLAGS.models:
         for precision in ("float32", FLAGS.mixed):
             for mode, params in modes.items():
@@ -96,10 +121,19 @@ def run_matrix():
                 batch = trainer.opts.batch_size
                 rows.append(f"| {trainer.gan.name} | {precision} | {mode} | {seconds:.3f} | {batch / seconds:.1f} |")
                 print(rows[-1], flush=True)
+                if FLAGS.fid_samples and not fid_rows and precision == "float32":  # the first model's G
+                    for jit_compile in (False, True):
+                        fid_seconds, label = measure_fid(trainer, FLAGS.fid_samples, jit_compile)
+                        fid_rows.append(f"| {label}, {FLAGS.fid_samples:,} samples, {trainer.gan.name} G "
+                                        f"(float32) | {'XLA' if jit_compile else 'graph'} | {fid_seconds:.1f} |")
+                        print(fid_rows[-1], flush=True)
     print(f"\nDevice: {_device()}; preset {FLAGS.preset}; batch {batch}; {FLAGS.steps} timed steps per cell "
           f"after one untimed call.\n")
     print("| model | precision | loop | s/step | images/s |\n|---|---|---|---|---|")
     print("\n".join(rows))
+    if fid_rows:
+        print("\n| one fake set scored (generation, features, FID/KID/IS) | compiled as | seconds |\n|---|---|---|")
+        print("\n".join(fid_rows))
 
 
 def main(argv):

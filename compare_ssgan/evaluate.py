@@ -101,7 +101,7 @@ class SavedGenerator:
 
     def __call__(self, z, labels):
         inputs = {"z": z, "labels": labels} if self.conditional else {"z": z}
-        return self._fn(**inputs)["images"].numpy()
+        return self._fn(**inputs)["images"]
 
 
 def _options(**overrides):
@@ -174,11 +174,13 @@ def evaluate(fake, real=None, split=None, image_folder=None, feature_network=Non
         features, logits = real_cache.real_activations(folder, image_folders.SPLIT, network, opts.num_samples)
         per_set = [evaluator.set_scores(real_features, features, logits, "ok", opts)]
     elif fake_kind == "run":
-        per_set = evaluator.score_generated_sets(lambda z, y: run.generate(z, y).numpy(), run.arch,
-                                                 run.num_classes, network, real_features, opts)
+        generator = run.generator
+        embed = evaluator.set_embedder(lambda z, y: generator(z, y, training=False), network,
+                                       run.trainer.opts.jit_compile)
+        per_set = evaluator.score_generated_sets(embed, run.arch, run.num_classes, real_features, opts)
     else:
-        per_set = evaluator.score_generated_sets(saved, saved.prior, saved.num_classes, network, real_features,
-                                                 opts)
+        per_set = evaluator.score_generated_sets(evaluator.set_embedder(saved, network), saved.prior,
+                                                 saved.num_classes, real_features, opts)
     return {
         **evaluator.combine_sets(per_set),
         "fake": fake_desc, "real": real_desc, **extra,

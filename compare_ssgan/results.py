@@ -22,6 +22,8 @@ import jsonschema
 from compare_ssgan.errors import UserError
 
 SCHEMA_VERSION = 2
+SCORES_FILE = "scores.jsonl"  # a run's score records (eval/scores.py)
+PROBES_FILE = "probes.jsonl"  # a run's probe records (eval/probes.py)
 STATUSES = ("ok", "collapsed", "diverged", "damaged")
 # name -> True if lower is better. Probe accuracies are the probe kind's metrics.
 METRICS = {"fid": True, "kid": True, "inception_score": False, "train_top1": False, "test_top1": False}

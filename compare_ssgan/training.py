@@ -9,7 +9,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import time
 
 import gin
@@ -18,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute, locks, runner
+from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute, locks, runner, xla
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -26,8 +25,6 @@ CHECKPOINT_SUBDIR = "checkpoints"
 STOPPED_FILE = "training_stopped.json"  # {"step", "reason"} of a training stopped by a NaN loss
 # XLA's compile errors: "Detected unsupported operations when trying to compile graph ...:
 # OpName (No registered 'OpName' OpKernel for XLA_CPU_JIT devices ...)".
-_XLA_FAILURE = re.compile(r"XLA|compile graph|OpKernel for XLA")
-_XLA_OP = re.compile(r"No registered '(\w+)' OpKernel for XLA")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Consecutive train-loop calls with non-finite metrics that a mixed_float16 run survives: each
 # skipped step halves the loss scale (2**15 at the start), so 20 reach a scale below 1.
@@ -329,15 +326,13 @@ class Trainer:
         """One call of the train loop; an XLA compile failure becomes a UserError naming the op."""
         try:
             return train_step(iterator, tf.constant(num_steps, tf.int32))
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
-            if not self.opts.jit_compile or not _XLA_FAILURE.search(str(e)):
+        except xla.COMPILE_ERRORS as e:
+            error = xla.compile_error(e, "this configuration's train step", "Set options.jit_compile=False, "
+                                      "or replace the layer or penalty that uses the op.") \
+                if self.opts.jit_compile else None
+            if error is None:
                 raise
-            ops = sorted(set(_XLA_OP.findall(str(e))))
-            raise UserError(
-                f"options.jit_compile=True: XLA cannot compile this configuration's train step "
-                f"(op{'s' if len(ops) > 1 else ''}: {', '.join(ops) or 'unknown'}; "
-                f"{str(e).strip().splitlines()[0][:300]}). Set options.jit_compile=False, or "
-                f"replace the layer or penalty that uses the op.") from e
+            raise error from e
 
     # -- outputs ----------------------------------------------------------------------------
 

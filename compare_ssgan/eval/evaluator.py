@@ -30,14 +30,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, provenance, results
+from compare_ssgan import architectures, checkpoints, provenance, results, xla
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import feature_networks, metrics
 from compare_ssgan.eval.options import evaluation_options
 from compare_ssgan.eval.real_cache import real_activations
 from compare_ssgan.eval.scores import append_score, json_safe, metric_labels, read_scores, score_key, summary_line
 
-_COLLAPSE_TOLERANCE = 1e-6  # max |x_i - x_0| over a whole fake set, in [-1, 1] pixel units: identical
+_COLLAPSE_TOLERANCE = 1e-6  # the largest per-pixel range over a whole fake set, in [-1, 1] units: identical
 # to float32 precision (a freshly initialised N(0, 0.02) generator at test widths already varies by ~5e-5)
 STD_NOTE = "std over fake sets (ddof=1); null with one set"
 
@@ -53,13 +53,14 @@ class Run:
     checkpoint: tf.train.Checkpoint  # restore(path) sets `generator`'s variables and `step`
     step: tf.Variable    # the restored checkpoint's step
     description: dict    # what every record says about the run (see `run_description`)
+    jit_compile: bool = False  # XLA for generation and feature extraction (options.jit_compile)
 
     @classmethod
     def from_trainer(cls, trainer):
         """A training.Trainer's run: its EMA generator if it has one, else G."""
         gan = trainer.gan
         return cls(trainer.model_dir, trainer.checkpoint_dir, trainer.data, gan.sampling_generator, gan.arch,
-                   trainer.checkpoint, trainer.step, run_description(trainer))
+                   trainer.checkpoint, trainer.step, run_description(trainer), trainer.opts.jit_compile)
 
 
 def run_description(trainer):
@@ -129,7 +130,7 @@ class Evaluator:
         self.real_features, self.real_logits = real_activations(
             data, self.real_split, self.network, self.opts.num_samples)
         generator = run.generator
-        self._generate = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
+        self._embed = set_embedder(lambda z, y: generator(z, y, training=False), self.network, run.jit_compile)
         self.untracked = untracked_variables(run.checkpoint, generator)
         if self.untracked:
             logging.warning(
@@ -153,8 +154,8 @@ class Evaluator:
                             f"{str(e).splitlines()[0][:300]}. If the gin config changed since "
                             f"training, evaluate with the original config.") from e
         step = int(self.run.step.numpy())
-        per_set = score_generated_sets(lambda z, y: self._generate(z, y).numpy(), self.run.prior,
-                                       self.run.data.num_classes, self.network, self.real_features, self.opts)
+        per_set = score_generated_sets(self._embed, self.run.prior, self.run.data.num_classes,
+                                       self.real_features, self.opts)
         combined = combine_sets(per_set)
         record = results.score_header("checkpoint", step, os.path.basename(path), combined.pop("status"))
         record.update(combined)
@@ -227,31 +228,66 @@ class Evaluator:
 
 # -- one generator's fake sets (shared with compare_ssgan.evaluate) ------------------------------
 
-def generated_set(generate, network, prior, num_classes, opts, index):
-    """Features and logits of fake set `index` of `generate(z, labels) -> images`, with a
-    status: 'ok' | 'collapsed' | 'diverged'. `prior` is what architectures.sample_latents reads
-    (z_dim and z_prior)."""
+def set_embedder(generate, network, jit_compile=False):
+    """One compiled call per batch of latents: generate, embed with the feature network, and
+    reduce what the status needs, all on the device. `generate(z, labels)` must be traceable (a
+    Keras model, a tf.function or a SavedModel signature). Returns
+    embed(z, labels) -> (features, logits, all finite?, per-pixel max, per-pixel min)."""
+    def embed(z, labels):
+        images = tf.cast(generate(z, labels), tf.float32)
+        features, logits = [], []
+        for start in range(0, z.shape[0], network.batch_size):  # the network's own batch size
+            f, l = network._run(images[start:start + network.batch_size])
+            features.append(tf.reshape(tf.cast(f, tf.float32), [tf.shape(f)[0], -1]))
+            logits.append(tf.reshape(tf.cast(l, tf.float32), [tf.shape(l)[0], -1]))
+        features, logits = tf.concat(features, 0), tf.concat(logits, 0)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in (images, features, logits)])
+        return features, logits, finite, tf.reduce_max(images, 0), tf.reduce_min(images, 0)
+
+    # Static batch sizes (one trace for the full batches, one for a last partial one): XLA and
+    # the split into the network's batches need them.
+    compiled = tf.function(embed, jit_compile=bool(jit_compile))
+    if not jit_compile:
+        return compiled
+
+    def embed_or_explain(z, labels):
+        try:
+            return compiled(z, labels)
+        except xla.COMPILE_ERRORS as e:
+            error = xla.compile_error(e, "evaluation's generator and feature network",
+                                      "Set options.jit_compile=False.")
+            if error is None:
+                raise
+            raise error from e
+
+    return embed_or_explain
+
+
+def generated_set(embed, prior, num_classes, opts, index):
+    """Features and logits (numpy) of fake set `index`, with a status: 'ok' | 'collapsed' |
+    'diverged'. `embed` is a `set_embedder`; `prior` is what architectures.sample_latents reads
+    (z_dim and z_prior). The set's activations, finiteness and pixel range accumulate on the
+    device and reach the host once per set, not once per batch."""
     n = opts.num_samples
     z = architectures.sample_latents(prior, [n, prior.z_dim], [opts.eval_seed, index])
     # Balanced labels in a seeded random order (only conditional generators read them).
     labels = np.random.default_rng([opts.eval_seed, index]).permutation(np.arange(n) % num_classes)
     labels = tf.constant(labels, tf.int32)
-    features, logits, first, spread = [], [], None, 0.0
+    features, logits, finite, high, low = [], [], [], None, None
     for start in range(0, n, opts.sample_batch_size):
         stop = min(n, start + opts.sample_batch_size)
-        images = np.asarray(generate(z[start:stop], labels[start:stop]))
-        if not np.isfinite(images).all():
-            return "diverged", None, None
-        first = images[0] if first is None else first
-        spread = max(spread, float(np.max(np.abs(images - first))))
-        # Not rounded to 8 bits (real images are, being stored so): compare_gan's protocol.
-        f, l = network(images)
-        if not (np.isfinite(f).all() and np.isfinite(l).all()):
-            return "diverged", None, None
+        f, l, ok, batch_high, batch_low = embed(z[start:stop], labels[start:stop])
         features.append(f)
         logits.append(l)
+        finite.append(ok)
+        high = batch_high if high is None else tf.maximum(high, batch_high)
+        low = batch_low if low is None else tf.minimum(low, batch_low)
+    if not bool(tf.reduce_all(finite)):
+        return "diverged", None, None
+    # Not rounded to 8 bits (real images are, being stored so): compare_gan's protocol.
+    spread = float(tf.reduce_max(high - low))
     status = "collapsed" if spread < _COLLAPSE_TOLERANCE else "ok"
-    return status, np.concatenate(features), np.concatenate(logits)
+    return status, tf.concat(features, 0).numpy(), tf.concat(logits, 0).numpy()
 
 
 def set_scores(real_features, features, logits, status, opts):
@@ -270,11 +306,11 @@ def set_scores(real_features, features, logits, status, opts):
             "inception_score": score, "inception_score_split_std": score_std}
 
 
-def score_generated_sets(generate, prior, num_classes, network, real_features, opts):
-    """Per-set scores of `opts.num_fake_sets` sets drawn from `generate(z, labels)`."""
+def score_generated_sets(embed, prior, num_classes, real_features, opts):
+    """Per-set scores of `opts.num_fake_sets` sets drawn through `embed` (a `set_embedder`)."""
     per_set = []
     for index in range(opts.num_fake_sets):
-        status, features, logits = generated_set(generate, network, prior, num_classes, opts, index)
+        status, features, logits = generated_set(embed, prior, num_classes, opts, index)
         if status == "diverged":
             return [{"status": "diverged"}]
         per_set.append(set_scores(real_features, features, logits, status, opts))

@@ -46,7 +46,7 @@ from compare_ssgan.eval.evaluator import run_description
 from compare_ssgan.eval.real_cache import random_subset
 from compare_ssgan.eval.scores import json_safe
 
-PROBES_FILE = "probes.jsonl"
+PROBES_FILE = results.PROBES_FILE
 FEATURES_SUBDIR = "probe_features"
 SOLVERS = ("lbfgs", "newton-cg", "newton-cholesky", "sag", "saga")
 

@@ -15,9 +15,9 @@ import os
 import numpy as np
 from absl import logging
 
-from compare_ssgan import disk, jsonl
+from compare_ssgan import disk, jsonl, results
 
-SCORES_FILE = "scores.jsonl"
+SCORES_FILE = results.SCORES_FILE
 
 
 def json_safe(value):
