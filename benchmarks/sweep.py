@@ -241,7 +241,7 @@ def run_sweep(specs, out, executor, retries, log=_print):
     log(progress.line())
     futures = {}
 
-    def launch(spec, attempt_in_invocation):
+    def launch(spec, attempt_in_invocation, counted=False):
         model_dir = run_dir(out, spec)
         os.makedirs(model_dir, exist_ok=True)
         _atomic_write(os.path.join(model_dir, SPEC_FILE), json.dumps(sweep_block(spec), indent=1))
@@ -257,13 +257,15 @@ def run_sweep(specs, out, executor, retries, log=_print):
                 progress.running += 1
             log(progress.line())
 
-        with progress.lock:
-            progress.queued += 1
+        if not counted:
+            with progress.lock:
+                progress.queued += 1
         future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"), on_start)
         futures[future] = (spec, attempt_in_invocation, attempts, args)
 
+    progress.queued = len(pending)  # before the first submit: its start line counts the others
     for spec in pending:
-        launch(spec, 1)
+        launch(spec, 1, counted=True)
     while futures:
         finished, _ = concurrent.futures.wait(list(futures), return_when=concurrent.futures.FIRST_COMPLETED)
         for future in finished:
