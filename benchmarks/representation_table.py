@@ -8,8 +8,11 @@ compare_ssgan/eval/probes.py). Table: a row per model (Uncond-GAN, Cond-GAN, Rot
 SS-GAN, SS-GAN (sBN), then any other), a column per D block, the cell the mean ± std over
 seeds of the linear probe's test top-1 at each run's last probed step; the best model of
 each block in bold. Curves: test top-1 against the GAN's generator step, a panel per block,
-a line per model (mean over seeds, band: ± std). A table never mixes probe settings or
-datasets: the records must agree (pick a subset with --results).
+a line per model (mean over seeds, band: ± std). Models with SS-GAN's rotation task get a last
+column: D's rotation accuracy on the probe's test images (all four rotations; chance 0.25).
+A table never mixes probe settings, datasets or training configurations: the seeds of a model
+must share its whole configuration, and the models their training hyperparameters (the error
+names what differs; pick a subset with --results).
 """
 import collections
 import json
@@ -33,7 +36,33 @@ def load_probes(path):
     if len(settings) > 1:
         raise ValueError(f"the probes under {path} mix datasets or probe settings ({len(settings)} kinds): "
                          f"point --results at runs probed alike")
+    _check_one_configuration(records, path)
     return records
+
+
+# Training hyperparameters every row of the table shares (the models differ in the rest).
+SHARED_FIELDS = ("architecture", "loss", "penalty", "lambda", "beta1", "beta2", "disc_iters", "g_lr", "d_lr",
+                 "batch_size", "training_steps", "ema_decay", "dataset")
+
+
+def _check_one_configuration(records, path):
+    """Seeds of one model must be one configuration, and all models share SHARED_FIELDS:
+    otherwise a cell would average (or a row compare) different training setups."""
+    def differing(group, fields):
+        return sorted(f for f in fields if len({json.dumps(r.get(f), sort_keys=True) for r in group}) > 1)
+
+    by_model = collections.defaultdict(list)
+    for r in records:
+        by_model[r["model"]].append(r)
+    for model, group in by_model.items():
+        fields = differing(group, results.RUN_FIELDS)
+        if fields:
+            raise ValueError(f"the {model} runs under {path} differ in {', '.join(fields)}: a cell would "
+                             f"average different configurations; point --results at one configuration per model")
+    fields = differing(records, SHARED_FIELDS)
+    if fields:
+        raise ValueError(f"the models under {path} were trained with different {', '.join(fields)}: "
+                         f"the table compares models at one training setup; point --results at such runs")
 
 
 def _mean_std(values):
@@ -42,8 +71,13 @@ def _mean_std(values):
     return mean, std
 
 
+TABLE3_ORDER = ["uncond", "cond", "rot_only", "ssgan", "ssgan_sbn"]  # SS-GAN's Table 3 rows
+ROTATION = "rotation"  # the cells' key of D's rotation accuracy
+
+
 def final_cells(records):
-    """{model: {block: [test top-1 per seed at the run's last probed step]}}, and those steps."""
+    """{model: {block: [test top-1 per seed at the run's last probed step]}} (and under
+    ROTATION, D's rotation accuracy per seed where recorded), and those steps."""
     last = {}
     for r in records:
         last[r["model_dir"]] = max(last.get(r["model_dir"], r["step"]), r["step"])
@@ -51,13 +85,16 @@ def final_cells(records):
     for r in records:
         if r["step"] == last[r["model_dir"]]:
             cells[r["model"]][r["block"]].append(r["test_top1"])
+            if r["block"] == 0 and r.get("d_rotation_accuracy") is not None:
+                cells[r["model"]][ROTATION].append(r["d_rotation_accuracy"])
     return cells, sorted(set(last.values()))
 
 
 def table(records, fmt, render, names, order):
     cells, steps = final_cells(records)
     models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
-    blocks = sorted({b for c in cells.values() for b in c})
+    blocks = sorted({b for c in cells.values() for b in c if b != ROTATION})
+    rotation = any(cells[m].get(ROTATION) for m in models)
     best = {b: max((_mean_std(cells[m][b])[0] for m in models if cells[m].get(b)), default=None) for b in blocks}
     rows = []
     for m in models:
@@ -72,6 +109,11 @@ def table(records, fmt, render, names, order):
             if len(models) > 1 and mean == best[b]:
                 text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
             row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
+        if rotation:
+            values = cells[m].get(ROTATION)
+            mean, std = _mean_std(values) if values else (None, None)
+            text = "—" if mean is None else f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+            row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
         rows.append(row)
     r = records[0]
     pooling = (f"average-pooled to {r['probe']['pooled_size']}x{r['probe']['pooled_size']}"
@@ -82,10 +124,14 @@ def table(records, fmt, render, names, order):
              f"{r['train_split']} images, top-1 on {r['num_test']:,} {r['test_split']} images.",
              f"Mean ± std (sample std) over seeds (count in parentheses) at each run's last probed GAN step "
              f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
+    if rotation:
+        notes.append(f"D rotation acc.: D's rotation head on all four rotations of the same "
+                     f"{r['num_test']:,} {r['test_split']} images (chance 0.25), same step, mean ± std over seeds.")
     unconverged = sum(not x.get("converged", True) for x in records)
     if unconverged:
         notes.append(f"{unconverged} probe fit(s) stopped at max_iter before converging.")
-    return render(["Model"] + [f"Block {b}" for b in blocks], rows, notes, fmt)
+    return render(["Model"] + [f"Block {b}" for b in blocks] + (["D rotation acc."] if rotation else []),
+                  rows, notes, fmt)
 
 
 def plot_curves(records, plot_dir, names, order):
@@ -127,6 +173,7 @@ def main(results, fmt, output, plot_dir, render, names, order):
     import sys
 
     records = load_probes(results)
+    order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
     text = table(records, fmt, render, names, order)
     if output:
         with open(output, "w") as f:

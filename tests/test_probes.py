@@ -95,6 +95,7 @@ def test_probes_after_training_and_resume(tmp_path, monkeypatch):
             assert 0.0 <= r["test_top1"] <= 1.0 and r["num_train"] == 60 and r["num_test"] == 40
             assert r["model"] == "uncond" and "git_commit" in r["code_version"]
             assert r["probe"]["inverse_regularization"] == [0.1] and r["converged"]
+            assert r["d_rotation_accuracy"] is None  # no rotation task
         # smoke width 0.0625: 8 channels; block 0 is 16x16x8 = 2,048 dims (< 10,000: not pooled)
         assert records[0]["feature_shape"] == [16, 16, 8] and records[0]["feature_dim"] == 2048
         assert len(os.listdir(os.path.join(model_dir, probes.FEATURES_SUBDIR))) == 2
@@ -115,3 +116,23 @@ def test_probes_after_training_and_resume(tmp_path, monkeypatch):
         assert len(probes.read_probes(model_dir)) == 8
     finally:
         gin.clear_config()
+
+
+def test_rotation_accuracy_is_the_heads_on_all_four_rotations():
+    """The probe's D rotation accuracy: the head's argmax on each image rotated by 0, 90, 180,
+    270 degrees, in inference mode, over every batch; None for a model without the task."""
+    import tensorflow as tf
+
+    from run_helpers import build_smoke_gan
+
+    images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    opts = probes.probe_options(batch_size=4)  # batches of 4, 4, 2
+    gan = build_smoke_gan("gin/cifar10/ssgan.gin")
+    [task] = gan.tasks
+    x = tf.constant(images, tf.float32) / 127.5 - 1.0
+    hits = []
+    for k in range(4):
+        _, features = gan.discriminator(tf.image.rot90(x, k), training=False)
+        hits.append(np.argmax(task.head(features, training=False).numpy(), -1) == k)
+    assert probes.rotation_accuracy(gan, images, opts) == pytest.approx(np.mean(hits))
+    assert probes.rotation_accuracy(build_smoke_gan("gin/cifar10/uncond.gin"), images, opts) is None

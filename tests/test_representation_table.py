@@ -13,16 +13,17 @@ from run_helpers import REPO
 PROBE = {"pooled_size": None, "max_features": 10000, "inverse_regularization": [1.0]}
 
 
-def _write_run(root, model, seed, accuracies, probe=PROBE):
+def _write_run(root, model, seed, accuracies, probe=PROBE, rotation=None, **run_fields):
     """A run dir with probe records {step: [test top-1 per block]}."""
-    run = os.path.join(root, "runs", f"{model}-s{seed}")
+    run = os.path.join(root, "runs", f"{model}-s{seed}-{len(os.listdir(root))}")
     os.makedirs(run)
     with open(os.path.join(run, "probes.jsonl"), "w") as f:
         for step, per_block in accuracies.items():
             for block, accuracy in enumerate(per_block):
                 record = results.probe_record(step, block, 1.0, accuracy, 512, "average-pooled to 4x4", probe, {
                     "model": model, "seed": seed, "model_dir": run, "dataset": "cifar10", "num_train": 5000,
-                    "num_test": 2000, "converged": True, "train_split": "train", "test_split": "test"})
+                    "num_test": 2000, "converged": True, "train_split": "train", "test_split": "test",
+                    "beta1": 0.0, "disc_iters": 1, "d_rotation_accuracy": rotation, **run_fields})
                 f.write(json.dumps(record) + "\n")
 
 
@@ -32,7 +33,8 @@ def _make_tables(*args):
 
 
 def test_representation_table_and_curves(tmp_path):
-    root = str(tmp_path)
+    root = str(tmp_path / "results")
+    os.makedirs(root)
     _write_run(root, "uncond", 0, {500: [0.1, 0.1], 1000: [0.30, 0.40]})
     _write_run(root, "uncond", 1, {500: [0.1, 0.1], 1000: [0.34, 0.44]})
     _write_run(root, "ssgan", 0, {500: [0.2, 0.2], 1000: [0.50, 0.35]})
@@ -45,8 +47,30 @@ def test_representation_table_and_curves(tmp_path):
     assert lines[3] == "| SS-GAN | **0.500 (1)** | 0.350 (1) |"
     assert os.path.getsize(tmp_path / "plots" / "probe_vs_step_cifar10.png") > 0
 
-    _write_run(root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
-    mixed = _make_tables(f"--results={root}")
+    # SS-GAN's rotation task: D's rotation accuracy on the test images gets a last column.
+    _write_run(root, "rot_only", 0, {1000: [0.2, 0.3]}, rotation=0.70)
+    _write_run(root, "rot_only", 1, {1000: [0.2, 0.3]}, rotation=0.80)
+    lines = _make_tables(f"--results={root}").stdout.splitlines()
+    assert lines[0] == "| Model | Block 0 | Block 1 | D rotation acc. |"
+    assert lines[3] == "| Rot-only | 0.200 ± 0.000 (2) | 0.300 ± 0.000 (2) | 0.750 ± 0.071 |"  # Table 3's order
+    assert lines[2].endswith("| — |") and lines[4].endswith("| — |")  # Uncond-GAN, SS-GAN
+
+    # Never averaged or compared across training configurations.
+    _write_run(root, "uncond", 2, {1000: [0.9, 0.9]}, beta1=0.5)
+    seeds = _make_tables(f"--results={root}")
+    assert seeds.returncode == 2 and "uncond runs" in seeds.stderr and "differ in beta1" in seeds.stderr
+    other = str(tmp_path / "other")
+    os.makedirs(other)
+    _write_run(other, "uncond", 0, {1000: [0.3, 0.4]})
+    _write_run(other, "ssgan", 0, {1000: [0.3, 0.4]}, disc_iters=2)
+    models = _make_tables(f"--results={other}")
+    assert models.returncode == 2 and "different disc_iters" in models.stderr
+
+    mixed_root = str(tmp_path / "mixed")
+    os.makedirs(mixed_root)
+    _write_run(mixed_root, "ssgan", 0, {1000: [0.5, 0.5]})
+    _write_run(mixed_root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
+    mixed = _make_tables(f"--results={mixed_root}")
     assert mixed.returncode == 2 and "mix datasets or probe settings" in mixed.stderr
 
 

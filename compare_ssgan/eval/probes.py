@@ -20,6 +20,11 @@ top-1 on the held-out split. Here:
   - examples: a uniform random subset (seeded) of `num_train_examples` train and
     `num_test_examples` test images (None = the whole split, the paper's protocol).
 
+A model with SS-GAN's rotation task also gets D's rotation accuracy on the probe's test images
+(all four rotations of each; chance 0.25) in every record of the checkpoint
+(`d_rotation_accuracy`; null for models without the task): whether D learned the pretext task
+on held-out real images, not only on its training batches.
+
 Records (one per checkpoint and block) are appended to <model_dir>/probes.jsonl; features are
 cached per checkpoint under <model_dir>/probe_features/, so a resumed probe neither recomputes
 them nor refits a (checkpoint, block) already recorded with the same settings.
@@ -259,6 +264,22 @@ def probe_images(data, split, num_examples, seed):
     return subset["image"], subset["label"]
 
 
+def rotation_accuracy(gan, images, opts):
+    """D's rotation accuracy on all four rotations of `images` (uint8), or None when the model
+    has no rotation task (gans/rotation.py)."""
+    from compare_ssgan.gans.rotation import RotationTask
+
+    tasks = [t for t in getattr(gan, "tasks", []) if isinstance(t, RotationTask)]
+    if not tasks:
+        return None
+    accuracy = tf.function(lambda x: tasks[0].accuracy(gan.discriminator, x), reduce_retracing=True)
+    correct = 0.0
+    for start in range(0, len(images), opts.batch_size):
+        x = tf.constant(images[start:start + opts.batch_size], tf.float32) / 127.5 - 1.0
+        correct += float(accuracy(x)) * len(x)
+    return correct / len(images)
+
+
 def block_features(discriminator, images, opts):
     """[pooled features [N, F] per block], [(h, w, c) per block], [(h', w') per block]."""
     outputs = tf.function(lambda x: discriminator.block_outputs(x, training=False), reduce_retracing=True)
@@ -326,7 +347,7 @@ class Prober:
                           "source": self.trainer.data.source_description, "splits": self.splits,
                           **{k: settings[k] for k in ("num_train_examples", "num_test_examples",
                                                       "pooled_size", "max_features", "subset_seed")},
-                          "version": 1}, sort_keys=True)
+                          "version": 2}, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()[:12]
         cache = os.path.join(self.trainer.model_dir, FEATURES_SUBDIR, f"step_{step:07d}-{digest}.npz")
         cached = _load_cached(cache, key)
@@ -344,6 +365,9 @@ class Prober:
         train, shapes, grids = block_features(d, train_images, self.opts)
         test, _, _ = block_features(d, test_images, self.opts)
         arrays = {"train_labels": train_labels, "test_labels": test_labels}
+        rotation = rotation_accuracy(self.trainer.gan, test_images, self.opts)
+        if rotation is not None:
+            arrays["rotation_accuracy"] = np.asarray(rotation)
         for i in range(len(train)):
             arrays.update({f"train_{i}": train[i], f"test_{i}": test[i], f"shape_{i}": np.asarray(shapes[i]),
                            f"grid_{i}": np.asarray(grids[i])})
@@ -372,6 +396,8 @@ class Prober:
                      "pooled_grid": grid, "num_train": int(len(features["train_labels"])),
                      "num_test": int(len(features["test_labels"])),
                      "train_split": self.splits[0], "test_split": self.splits[1],
+                     "d_rotation_accuracy": (float(features["rotation_accuracy"])
+                                             if "rotation_accuracy" in features else None),
                      "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             logging.info("probe step %d block %d (%d dims): train top-1 %.4f, test top-1 %.4f (C=%g, %d "
                          "iterations%s, %.1fs)", step, block, record["feature_dim"], record["train_top1"],

@@ -66,6 +66,14 @@ class RotationTask(Task):
             tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
         return ce, accuracy
 
+    def accuracy(self, discriminator, images):
+        """D's rotation accuracy on all four rotations of `images`, in inference mode (the
+        probe's measure of whether D learned the pretext task on held-out real images)."""
+        rotated, labels = rotate_all(images)
+        _, features = discriminator(rotated, training=False)
+        logits = self.head(features, training=False)
+        return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32))
+
     def d_loss(self, ctx):
         ce, accuracy = self._loss(ctx.discriminator, ctx.real, ctx.real_features, update_head=True)
         return self.d_weight * ce, {"rotation_loss_real": ce, "rotation_accuracy_real": accuracy}
