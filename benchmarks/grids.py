@@ -115,7 +115,8 @@ def sample_quality(datasets, seeds, preset, extra=()):
 
 def from_file(path, datasets, seeds, preset, extra=()):
     """A user grid: {"models": ["ssgan", ...], "grid": {"gin.name": [values, ...]},
-    "bindings": {"gin.name": value}}; runs = datasets x models x product(grid) x seeds."""
+    "bindings": {"gin.name": value}}; runs = datasets x product(grid) x seeds x models (seeds
+    before models, as the robustness grid: an unfinished sweep has every model at the same seeds)."""
     with open(path) as f:
         spec = json.load(f)
     unknown = set(spec) - {"models", "grid", "bindings"}
@@ -124,8 +125,8 @@ def from_file(path, datasets, seeds, preset, extra=()):
     grid = spec.get("grid", {})
     names = list(grid)
     runs = []
-    for dataset, model, values, seed in itertools.product(
-            datasets, spec["models"], itertools.product(*(grid[n] for n in names)), seeds):
+    for dataset, values, seed, model in itertools.product(
+            datasets, itertools.product(*(grid[n] for n in names)), seeds, spec["models"]):
         point = tuple(zip(names, values))
         bindings = (*_literals(spec.get("bindings", {}).items()), *_literals(point), *extra)
         runs.append(RunSpec(dataset, model, (_model_gin(dataset, model), f"gin/presets/{preset}.gin"),

@@ -238,6 +238,7 @@ def run_sweep(specs, out, executor, retries, log=_print):
             progress.skipped += 1
         else:
             pending.append(spec)
+    progress.queued = len(pending)  # every pending run counts as queued from the first line on
     log(progress.line())
     futures = {}
 
@@ -263,7 +264,6 @@ def run_sweep(specs, out, executor, retries, log=_print):
         future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"), on_start)
         futures[future] = (spec, attempt_in_invocation, attempts, args)
 
-    progress.queued = len(pending)  # before the first submit: its start line counts the others
     for spec in pending:
         launch(spec, 1, counted=True)
     while futures:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from compare_ssgan import results
 from result_records import in_sweep, score, write
 from run_helpers import IMAGE_FOLDER, REPO
 
@@ -109,6 +110,32 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     assert _final_steps(seeded)[0] == finals
 
 
+class _InstantExecutor:
+    """One slot; every run "starts" and exits 0 at once (the sweep's bookkeeping, no training)."""
+    slots = 1
+
+    def __init__(self):
+        import concurrent.futures
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    def submit(self, args, cwd, log_path, on_start):
+        def run():
+            on_start()
+            return 0, 0.0
+        return self.pool.submit(run)
+
+
+def test_progress_counts_every_pending_run_as_queued_from_the_first_start(tmp_path):
+    specs = grids.build(_grid_file(tmp_path, ["uncond", "ssgan", "rot_only"]), ["cifar10"], [0], "smoke")
+    out, lines = str(tmp_path / "sweep"), []
+    os.makedirs(sweep.run_dir(out, specs[0]))
+    sweep.write_status(out, specs[0], state="done", attempts=1)  # finished by an earlier invocation
+    assert sweep.run_sweep(specs, out, _InstantExecutor(), retries=0, log=lines.append) == 0
+    assert lines[0].startswith("[sweep] 1/3 done (1 earlier), 0 running, 2 queued, 0 failed")
+    assert lines[1].startswith("[sweep] 1/3 done (1 earlier), 1 running, 1 queued, 0 failed")
+    assert lines[-1].startswith("[sweep] 3/3 done (1 earlier), 0 running, 0 queued, 0 failed")
+
+
 def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     sweep_dir, to = tmp_path / "sweep", tmp_path / "to"
 
@@ -119,6 +146,8 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
         write(sweep_dir / "runs" / run_id / "scores.jsonl", [score(step=s) for s in steps])
         for step in steps:
             (sweep_dir / "runs" / run_id / "samples" / f"step_00000{step}.png").write_bytes(b"png")
+        if state == "done":  # the linear probes of its checkpoints, exported beside its scores
+            (sweep_dir / "runs" / run_id / results.PROBES_FILE).write_text("{}\n")
         return [in_sweep(score(step=s), run_id, state=state) for s in steps]
 
     def gathered(*runs):
@@ -127,7 +156,8 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     gathered(run("a", "done"), run("b", "running", steps=(1,)), run("c", "failed"))
     assert export_sweep.export(str(sweep_dir), str(to)) == ["a", "c"]
     assert sorted(os.listdir(to / "runs")) == ["a", "c"]
-    assert sorted(os.listdir(to / "runs" / "a")) == ["scores.jsonl", "step_000002.png", sweep.STATUS_FILE]
+    assert sorted(os.listdir(to / "runs" / "a")) == [
+        results.PROBES_FILE, "scores.jsonl", "step_000002.png", sweep.STATUS_FILE]
     exported = [json.loads(line)["sweep"]["run_id"] for line in (to / "results.jsonl").read_text().splitlines()]
     assert exported == ["a", "a", "c", "c"]
 
@@ -135,13 +165,15 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     gathered(run("a", "done"), run("b", "done", steps=(1, 2, 3)), run("c", "running", steps=()))
     assert export_sweep.export(str(sweep_dir), str(to)) == ["a", "b"]
     assert sorted(os.listdir(to / "runs")) == ["a", "b"]
-    assert sorted(os.listdir(to / "runs" / "b")) == ["scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
+    assert sorted(os.listdir(to / "runs" / "b")) == [
+        results.PROBES_FILE, "scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
 
     # A run marked done whose scores the sweep has not gathered yet: refused, nothing changed.
     run("b", "done", steps=(1, 2, 3, 4))
     with pytest.raises(export_sweep.StaleResults, match="behind run b"):
         export_sweep.export(str(sweep_dir), str(to))
-    assert sorted(os.listdir(to / "runs" / "b")) == ["scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
+    assert sorted(os.listdir(to / "runs" / "b")) == [
+        results.PROBES_FILE, "scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
 
 
 def test_second_sweep_on_the_same_out_is_refused(tmp_path):
