@@ -107,7 +107,7 @@ def sample_quality(datasets, seeds, preset, extra=()):
     for dataset in datasets:
         if dataset not in SAMPLE_QUALITY_MODELS:
             raise ValueError(f"sample_quality has no models for {dataset!r}; known: {sorted(SAMPLE_QUALITY_MODELS)}")
-        for model, seed in itertools.product(SAMPLE_QUALITY_MODELS[dataset], seeds):
+        for seed, model in itertools.product(seeds, SAMPLE_QUALITY_MODELS[dataset]):  # seeds first
             runs.append(RunSpec(dataset, model, (_model_gin(dataset, model), f"gin/presets/{preset}.gin"),
                                 tuple(extra), seed))
     return runs

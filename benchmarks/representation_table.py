@@ -9,7 +9,8 @@ SS-GAN, SS-GAN (sBN), then any other), a column per D block, the cell the mean �
 seeds of the linear probe's test top-1 at each run's last probed step; the best model of
 each block in bold. Curves: test top-1 against the GAN's generator step, a panel per block,
 a line per model (mean over seeds, band: ± std). Models with SS-GAN's rotation task get a last
-column: D's rotation accuracy on the probe's test images (all four rotations; chance 0.25).
+column: D's rotation accuracy on the probe's test images (all four rotations; chance 0.25;
+"—" for the others), with its own seed count: probes recorded before the field existed lack it.
 A table never mixes probe settings, datasets or training configurations: the seeds of a model
 must share its whole configuration, and the models their training hyperparameters (the error
 names what differs; pick a subset with --results).
@@ -42,14 +43,25 @@ def load_probes(path):
 
 # Training hyperparameters every row of the table shares (the models differ in the rest).
 SHARED_FIELDS = ("architecture", "loss", "penalty", "lambda", "beta1", "beta2", "disc_iters", "g_lr", "d_lr",
-                 "batch_size", "training_steps", "ema_decay", "dataset")
+                 "batch_size", "training_steps", "ema_decay", "dataset", "network size")
+# Architecture settings that define a Table 3 model rather than its size: Cond-GAN's projection
+# D and conditional BN, SS-GAN (sBN)'s self-modulated BN. Every other architecture setting
+# (widths, spectral norm, z) is compared as "network size".
+MODEL_ARCHITECTURE_KEYS = ("g_norm", "projection")
+
+
+def _shared_value(record, field):
+    if field == "network size":
+        config = record.get("architecture_config") or {}
+        return {k: v for k, v in config.items() if k not in MODEL_ARCHITECTURE_KEYS}
+    return record.get(field)
 
 
 def _check_one_configuration(records, path):
     """Seeds of one model must be one configuration, and all models share SHARED_FIELDS:
     otherwise a cell would average (or a row compare) different training setups."""
     def differing(group, fields):
-        return sorted(f for f in fields if len({json.dumps(r.get(f), sort_keys=True) for r in group}) > 1)
+        return sorted(f for f in fields if len({json.dumps(_shared_value(r, f), sort_keys=True) for r in group}) > 1)
 
     by_model = collections.defaultdict(list)
     for r in records:
@@ -82,11 +94,14 @@ def final_cells(records):
     for r in records:
         last[r["model_dir"]] = max(last.get(r["model_dir"], r["step"]), r["step"])
     cells = collections.defaultdict(lambda: collections.defaultdict(list))
+    rotation = {}  # per run: one value (every block's record of a step carries the same one)
     for r in records:
         if r["step"] == last[r["model_dir"]]:
             cells[r["model"]][r["block"]].append(r["test_top1"])
-            if r["block"] == 0 and r.get("d_rotation_accuracy") is not None:
-                cells[r["model"]][ROTATION].append(r["d_rotation_accuracy"])
+            if r.get("d_rotation_accuracy") is not None:
+                rotation[r["model_dir"]] = (r["model"], r["d_rotation_accuracy"])
+    for model, value in rotation.values():
+        cells[model][ROTATION].append(value)
     return cells, sorted(set(last.values()))
 
 
@@ -112,7 +127,8 @@ def table(records, fmt, render, names, order):
         if rotation:
             values = cells[m].get(ROTATION)
             mean, std = _mean_std(values) if values else (None, None)
-            text = "—" if mean is None else f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+            text = "—" if mean is None else (f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
+                                             + f" ({len(values)})")
             row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
         rows.append(row)
     r = records[0]
@@ -126,7 +142,7 @@ def table(records, fmt, render, names, order):
              f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
     if rotation:
         notes.append(f"D rotation acc.: D's rotation head on all four rotations of the same "
-                     f"{r['num_test']:,} {r['test_split']} images (chance 0.25), same step, mean ± std over seeds.")
+                     f"{r['num_test']:,} {r['test_split']} images (chance 0.25), same step, mean ± std over seeds (count).")
     unconverged = sum(not x.get("converged", True) for x in records)
     if unconverged:
         notes.append(f"{unconverged} probe fit(s) stopped at max_iter before converging.")

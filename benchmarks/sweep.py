@@ -246,12 +246,14 @@ def run_sweep(specs, out, executor, retries, log=_print):
         model_dir = run_dir(out, spec)
         os.makedirs(model_dir, exist_ok=True)
         _atomic_write(os.path.join(model_dir, SPEC_FILE), json.dumps(sweep_block(spec), indent=1))
-        attempts = {"count": read_status(out, spec).get("attempts", 0)}  # counted when a run starts
+        # counted when a run starts; "started": whether it left the queue (an executor may fail first)
+        attempts = {"count": read_status(out, spec).get("attempts", 0), "started": False}
         args = command(spec, os.path.abspath(model_dir))
         write_status(out, spec, state="queued", attempts=attempts["count"], command=args)
 
         def on_start():
             attempts["count"] += 1
+            attempts["started"] = True
             write_status(out, spec, state="running", attempts=attempts["count"], command=args)
             with progress.lock:
                 progress.queued -= 1
@@ -271,7 +273,10 @@ def run_sweep(specs, out, executor, retries, log=_print):
         for future in finished:
             spec, tries, attempts, args = futures.pop(future)
             with progress.lock:
-                progress.running -= 1
+                if attempts["started"]:
+                    progress.running -= 1
+                else:  # the executor failed before the run started
+                    progress.queued -= 1
             try:
                 code, seconds = future.result()
             except Exception as e:  # an executor failure counts as a failed attempt

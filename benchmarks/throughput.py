@@ -91,11 +91,13 @@ def measure_fid(trainer, num_samples, jit_compile):
     opts = dataclasses.replace(options.evaluation_options(), num_samples=num_samples, num_fake_sets=1)
     network = feature_networks.build(opts.feature_network)
     data = trainer.data
-    real_features, _ = real_cache.real_activations(data, data.info.eval_split, network, num_samples)
-    generator = trainer.gan.sampling_generator
-    embed = evaluator.set_embedder(lambda z, y: generator(z, y, training=False), network, jit_compile)
-    warmup = dataclasses.replace(opts, num_samples=opts.sample_batch_size)
-    evaluator.generated_set(embed, trainer.gan.arch, data.num_classes, warmup, 0)  # tracing, compilation
+    real_split = opts.real_split or data.info.eval_split  # as the Evaluator
+    real_features, _ = real_cache.real_activations(data, real_split, network, num_samples)
+    embed = evaluator.generator_embedder(trainer.gan.sampling_generator, network, jit_compile)
+    # Tracing and compilation, untimed: a full batch, and the last partial one if there is one.
+    for size in {opts.sample_batch_size, num_samples % opts.sample_batch_size} - {0}:
+        evaluator.generated_set(embed, trainer.gan.arch, data.num_classes,
+                                dataclasses.replace(opts, num_samples=size), 0)
     start = time.perf_counter()
     evaluator.score_generated_sets(embed, trainer.gan.arch, data.num_classes, real_features, opts)
     return time.perf_counter() - start, network.info.label
@@ -124,7 +126,7 @@ def run_matrix():
                 if FLAGS.fid_samples and not fid_rows and precision == "float32":  # the first model's G
                     for jit_compile in (False, True):
                         fid_seconds, label = measure_fid(trainer, FLAGS.fid_samples, jit_compile)
-                        fid_rows.append(f"| {label}, {FLAGS.fid_samples:,} samples, {trainer.gan.name} G "
+                        fid_rows.append(f"| {label}, {FLAGS.fid_samples:,} samples, {trainer.gan.name} sampling G "
                                         f"(float32) | {'XLA' if jit_compile else 'graph'} | {fid_seconds:.1f} |")
                         print(fid_rows[-1], flush=True)
     print(f"\nDevice: {_device()}; preset {FLAGS.preset}; batch {batch}; {FLAGS.steps} timed steps per cell "

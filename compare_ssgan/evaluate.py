@@ -53,6 +53,8 @@ def define_flags():  # only when run as a command: other entry points define fla
     flags.DEFINE_integer("step", None, "--fake is a run: the checkpoint step (default: the latest).")
     flags.DEFINE_string("image_size", None, "Crop and resize every folder image to HxW (default: as stored).")
     flags.DEFINE_enum("z_prior", None, ["normal", "uniform"], "Prior of a SavedModel exported elsewhere.")
+    flags.DEFINE_bool("jit_compile", None, "--fake is a run: compile generation and the feature network "
+                      "with XLA (default: as the run was trained, options.jit_compile).")
     flags.DEFINE_string("json", None, "Write the JSON record here instead of stdout.")
 
 
@@ -130,7 +132,8 @@ def _real(real, split, image_folder, image_size, run=None):
 
 
 def evaluate(fake, real=None, split=None, image_folder=None, feature_network=None, num_samples=None,
-             num_real_samples=None, num_fake_sets=None, step=None, image_size=None, z_prior=None):
+             num_real_samples=None, num_fake_sets=None, step=None, image_size=None, z_prior=None,
+             jit_compile=None):
     """The record (a dict) of --fake against --real; see the module docstring."""
     import gin
 
@@ -174,9 +177,8 @@ def evaluate(fake, real=None, split=None, image_folder=None, feature_network=Non
         features, logits = real_cache.real_activations(folder, image_folders.SPLIT, network, opts.num_samples)
         per_set = [evaluator.set_scores(real_features, features, logits, "ok", opts)]
     elif fake_kind == "run":
-        generator = run.generator
-        embed = evaluator.set_embedder(lambda z, y: generator(z, y, training=False), network,
-                                       run.trainer.opts.jit_compile)
+        jit_compile = run.trainer.opts.jit_compile if jit_compile is None else jit_compile
+        embed = evaluator.generator_embedder(run.generator, network, jit_compile)
         per_set = evaluator.score_generated_sets(embed, run.arch, run.num_classes, real_features, opts)
     else:
         per_set = evaluator.score_generated_sets(evaluator.set_embedder(saved, network), saved.prior,
@@ -206,7 +208,7 @@ def _run(argv):
         raise UserError("--fake is required: a run's model_dir, an exported SavedModel or a folder of images")
     record = evaluate(FLAGS.fake, FLAGS.real, FLAGS.split, FLAGS.image_folder, FLAGS.feature_network,
                       FLAGS.num_samples, FLAGS.num_real_samples, FLAGS.num_fake_sets, FLAGS.step,
-                      FLAGS.image_size, FLAGS.z_prior)
+                      FLAGS.image_size, FLAGS.z_prior, FLAGS.jit_compile)
     text = json.dumps(scores.json_safe(record), allow_nan=False)
     if FLAGS.json:
         with open(FLAGS.json, "w", encoding="utf-8") as f:

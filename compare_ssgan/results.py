@@ -103,7 +103,8 @@ SCHEMAS = {
             "feature_dim": {"type": "integer", "minimum": 1},
             "pooling": {"type": "string"},  # how a block's feature map became a vector
             "probe": {"type": "object"},  # the classifier's settings (regulariser, epochs, ...)
-            "d_rotation_accuracy": _NUMBER_OR_NULL,  # D's rotation head on the test images (or null)
+            # D's rotation head on the test images (null: a model without the rotation task)
+            "d_rotation_accuracy": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         },
     },
 }

@@ -23,8 +23,6 @@ from compare_ssgan.gans.model import GANModel
 
 CHECKPOINT_SUBDIR = "checkpoints"
 STOPPED_FILE = "training_stopped.json"  # {"step", "reason"} of a training stopped by a NaN loss
-# XLA's compile errors: "Detected unsupported operations when trying to compile graph ...:
-# OpName (No registered 'OpName' OpKernel for XLA_CPU_JIT devices ...)".
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # Consecutive train-loop calls with non-finite metrics that a mixed_float16 run survives: each
 # skipped step halves the loss scale (2**15 at the start), so 20 reach a scale below 1.

@@ -5,6 +5,8 @@ import tensorflow as tf
 
 from compare_ssgan.errors import UserError
 
+# XLA's compile errors read: "Detected unsupported operations when trying to compile graph ...:
+# OpName (No registered 'OpName' OpKernel for XLA_CPU_JIT devices ...)".
 _FAILURE = re.compile(r"XLA|compile graph|OpKernel for XLA")
 _OP = re.compile(r"No registered '(\w+)' OpKernel for XLA")
 COMPILE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError)

@@ -15,7 +15,8 @@ PROBE = {"pooled_size": None, "max_features": 10000, "inverse_regularization": [
 
 def _write_run(root, model, seed, accuracies, probe=PROBE, rotation=None, **run_fields):
     """A run dir with probe records {step: [test top-1 per block]}."""
-    run = os.path.join(root, "runs", f"{model}-s{seed}-{len(os.listdir(root))}")
+    os.makedirs(os.path.join(root, "runs"), exist_ok=True)
+    run = os.path.join(root, "runs", f"{model}-s{seed}-{len(os.listdir(os.path.join(root, 'runs')))}")
     os.makedirs(run)
     with open(os.path.join(run, "probes.jsonl"), "w") as f:
         for step, per_block in accuracies.items():
@@ -52,7 +53,7 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(root, "rot_only", 1, {1000: [0.2, 0.3]}, rotation=0.80)
     lines = _make_tables(f"--results={root}").stdout.splitlines()
     assert lines[0] == "| Model | Block 0 | Block 1 | D rotation acc. |"
-    assert lines[3] == "| Rot-only | 0.200 ± 0.000 (2) | 0.300 ± 0.000 (2) | 0.750 ± 0.071 |"  # Table 3's order
+    assert lines[3] == "| Rot-only | 0.200 ± 0.000 (2) | 0.300 ± 0.000 (2) | 0.750 ± 0.071 (2) |"  # Table 3's order
     assert lines[2].endswith("| — |") and lines[4].endswith("| — |")  # Uncond-GAN, SS-GAN
 
     # Never averaged or compared across training configurations.
@@ -65,6 +66,16 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(other, "ssgan", 0, {1000: [0.3, 0.4]}, disc_iters=2)
     models = _make_tables(f"--results={other}")
     assert models.returncode == 2 and "different disc_iters" in models.stderr
+    arch = {"name": "resnet_cifar", "width": 0.25, "d_width": None, "g_norm": "batch_norm", "projection": False}
+    sized = str(tmp_path / "sized")
+    os.makedirs(sized)
+    _write_run(sized, "uncond", 0, {1000: [0.3, 0.4]}, architecture_config=arch)
+    _write_run(sized, "cond", 0, {1000: [0.3, 0.4]},  # Cond-GAN's own architecture: comparable
+               architecture_config=dict(arch, g_norm="conditional_batch_norm", projection=True))
+    assert _make_tables(f"--results={sized}").returncode == 0
+    _write_run(sized, "ssgan", 0, {1000: [0.5, 0.6]}, architecture_config=dict(arch, width=1.0))
+    wider = _make_tables(f"--results={sized}")
+    assert wider.returncode == 2 and "different network size" in wider.stderr
 
     mixed_root = str(tmp_path / "mixed")
     os.makedirs(mixed_root)

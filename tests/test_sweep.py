@@ -111,29 +111,33 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
 
 
 class _InstantExecutor:
-    """One slot; every run "starts" and exits 0 at once (the sweep's bookkeeping, no training)."""
+    """One slot; every run "starts" and exits 0 at once (the sweep's bookkeeping, no training),
+    except that the executor itself fails, before starting it, the run whose model_dir has `broken`."""
     slots = 1
 
-    def __init__(self):
+    def __init__(self, broken):
         import concurrent.futures
-        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.pool, self.broken = concurrent.futures.ThreadPoolExecutor(1), broken
 
     def submit(self, args, cwd, log_path, on_start):
         def run():
+            if self.broken in args[-2]:
+                raise ConnectionError("worker lost")
             on_start()
             return 0, 0.0
         return self.pool.submit(run)
 
 
-def test_progress_counts_every_pending_run_as_queued_from_the_first_start(tmp_path):
+def test_progress_counts_pending_runs_as_queued_until_they_start_or_fail(tmp_path):
     specs = grids.build(_grid_file(tmp_path, ["uncond", "ssgan", "rot_only"]), ["cifar10"], [0], "smoke")
     out, lines = str(tmp_path / "sweep"), []
     os.makedirs(sweep.run_dir(out, specs[0]))
     sweep.write_status(out, specs[0], state="done", attempts=1)  # finished by an earlier invocation
-    assert sweep.run_sweep(specs, out, _InstantExecutor(), retries=0, log=lines.append) == 0
+    assert sweep.run_sweep(specs, out, _InstantExecutor(broken=specs[1].run_id), retries=0, log=lines.append) == 1
     assert lines[0].startswith("[sweep] 1/3 done (1 earlier), 0 running, 2 queued, 0 failed")
-    assert lines[1].startswith("[sweep] 1/3 done (1 earlier), 1 running, 1 queued, 0 failed")
-    assert lines[-1].startswith("[sweep] 3/3 done (1 earlier), 0 running, 0 queued, 0 failed")
+    # The executor lost run 2 before it started: it leaves the queue as failed, never "running".
+    assert all(" -1 " not in line for line in lines), lines
+    assert lines[-1].startswith("[sweep] 2/3 done (1 earlier), 0 running, 0 queued, 1 failed"), lines
 
 
 def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):

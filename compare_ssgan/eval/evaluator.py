@@ -130,7 +130,7 @@ class Evaluator:
         self.real_features, self.real_logits = real_activations(
             data, self.real_split, self.network, self.opts.num_samples)
         generator = run.generator
-        self._embed = set_embedder(lambda z, y: generator(z, y, training=False), self.network, run.jit_compile)
+        self._embed = generator_embedder(generator, self.network, run.jit_compile)
         self.untracked = untracked_variables(run.checkpoint, generator)
         if self.untracked:
             logging.warning(
@@ -235,12 +235,8 @@ def set_embedder(generate, network, jit_compile=False):
     embed(z, labels) -> (features, logits, all finite?, per-pixel max, per-pixel min)."""
     def embed(z, labels):
         images = tf.cast(generate(z, labels), tf.float32)
-        features, logits = [], []
-        for start in range(0, z.shape[0], network.batch_size):  # the network's own batch size
-            f, l = network._run(images[start:start + network.batch_size])
-            features.append(tf.reshape(tf.cast(f, tf.float32), [tf.shape(f)[0], -1]))
-            logits.append(tf.reshape(tf.cast(l, tf.float32), [tf.shape(l)[0], -1]))
-        features, logits = tf.concat(features, 0), tf.concat(logits, 0)
+        images.set_shape([z.shape[0], None, None, None])  # static, from z (a SavedModel may not say)
+        features, logits = network.embed(images)
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in (images, features, logits)])
         return features, logits, finite, tf.reduce_max(images, 0), tf.reduce_min(images, 0)
 
@@ -255,12 +251,17 @@ def set_embedder(generate, network, jit_compile=False):
             return compiled(z, labels)
         except xla.COMPILE_ERRORS as e:
             error = xla.compile_error(e, "evaluation's generator and feature network",
-                                      "Set options.jit_compile=False.")
+                                      "Set options.jit_compile=False (compare_ssgan.evaluate: --nojit_compile).")
             if error is None:
                 raise
             raise error from e
 
     return embed_or_explain
+
+
+def generator_embedder(generator, network, jit_compile=False):
+    """set_embedder for a Keras generator, run in inference mode (BN's moving statistics)."""
+    return set_embedder(lambda z, y: generator(z, y, training=False), network, jit_compile)
 
 
 def generated_set(embed, prior, num_classes, opts, index):

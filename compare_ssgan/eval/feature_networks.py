@@ -71,12 +71,18 @@ class FeatureNetwork:
         images = np.asarray(images, np.float32)
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [N, H, W, 3], got shape {images.shape}")
+        features, logits = self.embed(tf.constant(images))
+        return features.numpy(), logits.numpy()
+
+    def embed(self, images):
+        """Traceable (inside tf.function or XLA): [N, H, W, 3] float tensor with a static N ->
+        (features [N, d], logits [N, k]) float32 tensors, run in the network's own batch size."""
         features, logits = [], []
-        for start in range(0, len(images), self.batch_size):
-            f, l = self._run(tf.constant(images[start:start + self.batch_size]))
-            features.append(np.asarray(f, np.float32).reshape(f.shape[0], -1))
-            logits.append(np.asarray(l, np.float32).reshape(l.shape[0], -1))
-        return np.concatenate(features), np.concatenate(logits)
+        for start in range(0, images.shape[0], self.batch_size):
+            f, l = self._run(images[start:start + self.batch_size])
+            features.append(tf.reshape(tf.cast(f, tf.float32), [tf.shape(f)[0], -1]))
+            logits.append(tf.reshape(tf.cast(l, tf.float32), [tf.shape(l)[0], -1]))
+        return tf.concat(features, 0), tf.concat(logits, 0)
 
     def _run(self, images):
         raise NotImplementedError
