@@ -303,6 +303,18 @@ class Trainer:
             metrics.update({k: mean(v) for k, v in g_metrics.items()})
             return metrics
 
+        if opts.steps_per_loop == 1:
+            # One step per call (the default): the step is traced straight into the call's graph.
+            # Wrapping it in the loop below (a while loop around a nested function) costs about a
+            # third more tracing time per run and, on this CPU, up to 10 % per step
+            # (benchmarks/results/throughput_matrix_cpu.md).
+            @tf.function
+            def single_step(iterator, num_steps):
+                del num_steps  # always 1: the training loop never asks for more than steps_per_loop
+                return one_step(iterator)
+
+            return single_step
+
         # Traced once: its metrics' names (needed before the loop) come from that trace, and the
         # loop body calls the same traced function (tracing the step again would double the
         # start-up time of every run).
