@@ -305,9 +305,9 @@ class Trainer:
 
         if opts.steps_per_loop == 1:
             # One step per call (the default): the step is traced straight into the call's graph.
-            # Wrapping it in the loop below (a while loop around a nested function) costs about a
-            # third more tracing time per run and, on this CPU, up to 10 % per step
-            # (benchmarks/results/throughput_matrix_cpu.md).
+            # Wrapping it in the loop below (a while loop around a nested function) cost about a
+            # third more tracing time per run (smoke SS-GAN: 22.2 s vs 18.7 s to the first log
+            # on a 2-core CPU; benchmarks/results/throughput_matrix_cpu.md has the step times).
             @tf.function
             def single_step(iterator, num_steps):
                 del num_steps  # always 1: the training loop never asks for more than steps_per_loop
