@@ -110,8 +110,9 @@ class Classifier:
         self.optimizer.build(self.variables)
         self.checkpoint = tf.train.Checkpoint(net=self.net, task_head=self.task_head, optimizer=self.optimizer,
                                               **({"rotation_head": self.rotation_head} if use_rotation else {}))
-        self.train_step = tf.function(self._train_step)
-        self.predict = tf.function(lambda x: self.task_head(self.net(x, None, training=False)[1])[:, 0] > 0)
+        self.train_step = tf.function(self._train_step, autograph=False)  # as training.py's step
+        self.predict = tf.function(lambda x: self.task_head(self.net(x, None, training=False)[1])[:, 0] > 0,
+                                   autograph=False)
 
     def _train_step(self, images, targets):
         with tf.GradientTape() as tape:

@@ -58,7 +58,8 @@ class TrainedGenerator:
         unconditional generators."""
         if not hasattr(self, "_generate"):
             generator = self.generator
-            self._generate = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
+            self._generate = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True,
+                                         autograph=False)
         return self._generate(tf.convert_to_tensor(z, tf.float32), tf.convert_to_tensor(labels, tf.int32))
 
     def describe(self):

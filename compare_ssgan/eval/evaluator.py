@@ -242,7 +242,7 @@ def set_embedder(generate, network, jit_compile=False):
 
     # Static batch sizes (one trace for the full batches, one for a last partial one): XLA and
     # the split into the network's batches need them.
-    compiled = tf.function(embed, jit_compile=bool(jit_compile))
+    compiled = tf.function(embed, jit_compile=bool(jit_compile), autograph=False)
     if not jit_compile:
         return compiled
 
