@@ -148,6 +148,17 @@ def precision_policy(name):
         keras.config.set_dtype_policy(previous)
 
 
+def _check_xla_devices(strategy, jit_compile):
+    """XLA places a replica's cluster on one CPU device and cannot reach variables mirrored on
+    another logical CPU ("Trying to access resource ... located in device CPU:1";
+    tensorflow.org/xla/known_issues#tfvariable_on_a_different_device)."""
+    devices = strategy.extended.worker_devices if jit_compile and strategy.num_replicas_in_sync > 1 else ()
+    if sum("CPU" in d.upper() for d in devices) > 1:
+        raise UserError("options.jit_compile=True does not work with replicas on logical CPU "
+                        "devices (strategy.logical_cpus): XLA cannot read variables placed on "
+                        "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
+
+
 class Trainer:
     """Owns one run's model, strategy, checkpoints and outputs under `model_dir`."""
 
@@ -163,6 +174,7 @@ class Trainer:
         if self.opts.batch_size % replicas:
             raise UserError(f"options.batch_size={self.opts.batch_size} must be divisible by the "
                             f"{replicas} replicas of strategy {type(strategy).__name__}")
+        _check_xla_devices(strategy, self.opts.jit_compile)  # before building anything
         with strategy.scope(), precision_policy(self.opts.precision):
             self.gan = GANModel(arch, self.data.image_shape, self.data.num_classes,
                                 self.opts.batch_size, replicas, self.opts.g_lr, self.opts.d_lr,
@@ -281,14 +293,6 @@ class Trainer:
         gan, strategy, opts = self.gan, self.strategy, self.opts
         d_step, g_step = gan.d_step, gan.g_step
         if opts.jit_compile:
-            devices = strategy.extended.worker_devices if strategy.num_replicas_in_sync > 1 else ()
-            if sum("CPU" in d.upper() for d in devices) > 1:
-                # XLA places a replica's cluster on one CPU device and cannot reach variables
-                # mirrored on another logical CPU ("Trying to access resource ... located in
-                # device CPU:1"; tensorflow.org/xla/known_issues#tfvariable_on_a_different_device).
-                raise UserError("options.jit_compile=True does not work with replicas on logical CPU "
-                                "devices (strategy.logical_cpus): XLA cannot read variables placed on "
-                                "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
             d_step = tf.function(d_step, jit_compile=True, autograph=False)
             g_step = tf.function(g_step, jit_compile=True, autograph=False)
 
