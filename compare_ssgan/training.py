@@ -288,8 +288,9 @@ class Trainer:
         conversion of every layer, loss and task it calls was 40 % of a run's start-up (smoke
         SS-GAN, 2-core CPU: 11.7-15.0 s to step 2 with it, 6.9-7.0 s without; same losses to
         the printed digits). A custom loss or task that branches on a tensor's value fails at
-        trace time ("AutoGraph is disabled in this function"): write the branch with tf.cond, or
-        decorate that function with @tf.function, which converts it on its own."""
+        trace time ("Using a symbolic `tf.Tensor` as a Python `bool` is not allowed"): write the
+        branch with tf.cond, or convert that function with tf.autograph.to_graph (checked: a
+        nested @tf.function is not converted inside a step traced without AutoGraph)."""
         gan, strategy, opts = self.gan, self.strategy, self.opts
         d_step, g_step = gan.d_step, gan.g_step
         if opts.jit_compile:
