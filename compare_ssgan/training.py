@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+import traceback
 
 import gin
 import keras
@@ -157,6 +158,13 @@ def _check_xla_devices(strategy, jit_compile):
         raise UserError("options.jit_compile=True does not work with replicas on logical CPU "
                         "devices (strategy.logical_cpus): XLA cannot read variables placed on "
                         "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
+
+
+def _innermost_own_frame(error):
+    """'file:line' of the innermost frame of `error` outside TensorFlow and Keras: the user's code."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(f"{os.sep}{lib}{os.sep}" in f.filename for lib in ("tensorflow", "keras"))]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "an unknown place"
 
 
 class Trainer:
@@ -346,9 +354,17 @@ class Trainer:
         return train_loop
 
     def _run(self, train_step, iterator, num_steps):
-        """One call of the train loop; an XLA compile failure becomes a UserError naming the op."""
+        """One call of the train loop; an XLA compile failure becomes a UserError naming the op,
+        and so does a Python branch on a tensor in the step's code (TensorFlow's own message
+        suggests @tf.function, which does not help inside a step traced without AutoGraph)."""
         try:
             return train_step(iterator, tf.constant(num_steps, tf.int32))
+        except tf.errors.OperatorNotAllowedInGraphError as e:
+            raise UserError(f"the train step branches or loops in Python on a tensor's value at "
+                            f"{_innermost_own_frame(e)} ({str(e).split('. ')[0]}). The step is traced "
+                            "without AutoGraph (see Trainer.build_train_step): in a custom loss, "
+                            "penalty or task, write the branch with tf.cond / tf.where, or convert that "
+                            "function with tf.autograph.to_graph.") from e
         except xla.COMPILE_ERRORS as e:
             error = xla.compile_error(e, "this configuration's train step", "Set options.jit_compile=False, "
                                       "or replace the layer or penalty that uses the op.") \

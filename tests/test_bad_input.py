@@ -2,6 +2,7 @@
 import json
 import os
 
+import gin
 import pytest
 import tensorflow as tf
 
@@ -22,8 +23,6 @@ def _fails_in_process(args, capsys, *fragments):
     """What `python -m compare_ssgan.main args` runs once absl has parsed the flags (the same
     main), in this process: one `error:` line and exit code 2. The subprocess path itself is
     run by the tests below that use _fails_with."""
-    import gin
-
     from compare_ssgan import main
 
     capsys.readouterr()
@@ -89,3 +88,20 @@ def test_second_trainer_in_a_model_dir_is_refused(tmp_path):
     # takes this same lock, so the next trainer starts).
     with runner.training_lock(str(model_dir)):
         pass
+
+
+@gin.configurable("branching_penalty")
+def _branching_penalty(discriminator, real, fake, seed, pixel_scale=2.0):
+    """A researcher's penalty with a Python branch on a tensor, which needs AutoGraph."""
+    del discriminator, fake, seed, pixel_scale
+    if tf.reduce_mean(real) > 2.0:
+        return tf.constant(1.0)
+    return tf.constant(0.0)
+
+
+def test_python_branch_on_a_tensor_in_the_step_names_the_fix(tmp_path, capsys):
+    with open(__file__) as f:
+        line = next(i for i, text in enumerate(f, 1) if "if tf.reduce_mean(real) > 2.0" in text)
+    args = smoke_args(str(tmp_path / "run"), "cifar10/uncond.gin", params=["penalty.fn=@branching_penalty"])
+    _fails_in_process(args, capsys, "branches or loops in Python on a tensor's value", f"test_bad_input.py:{line}",
+                      "tf.cond", "tf.autograph.to_graph")
