@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from compare_ssgan import architectures, datasets, provenance  # noqa: E402
+from compare_ssgan import architectures, datasets, graphs, provenance  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 from compare_ssgan.gans import rotation  # noqa: E402
 
@@ -110,9 +110,8 @@ class Classifier:
         self.optimizer.build(self.variables)
         self.checkpoint = tf.train.Checkpoint(net=self.net, task_head=self.task_head, optimizer=self.optimizer,
                                               **({"rotation_head": self.rotation_head} if use_rotation else {}))
-        self.train_step = tf.function(self._train_step, autograph=False)  # as training.py's step
-        self.predict = tf.function(lambda x: self.task_head(self.net(x, None, training=False)[1])[:, 0] > 0,
-                                   autograph=False)
+        self.train_step = graphs.function(self._train_step)
+        self.predict = graphs.function(lambda x: self.task_head(self.net(x, None, training=False)[1])[:, 0] > 0)
 
     def _train_step(self, images, targets):
         with tf.GradientTape() as tape:

@@ -33,7 +33,7 @@ cli.quiet_tensorflow()  # before anything imports TensorFlow
 
 from absl import app, flags, logging  # noqa: E402
 
-from compare_ssgan import config_contract  # noqa: E402
+from compare_ssgan import config_contract, graphs  # noqa: E402
 from compare_ssgan import trained as trained_lib  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 
@@ -79,7 +79,7 @@ def export(trained, out):
     # The variables are listed, not the Keras model: tf.train tracking does not see layers kept
     # in Python lists (see GANModel.trackables), and the model would add Keras' own signature.
     module.variables_list = list(generator.weights)
-    module.generate = tf.function(generate, input_signature=spec)
+    module.generate = graphs.function(generate, input_signature=spec)
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # TensorFlow's saver logs every step at INFO
     try:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, config_contract
+from compare_ssgan import architectures, checkpoints, config_contract, graphs
 from compare_ssgan.errors import UserError
 
 
@@ -58,8 +58,7 @@ class TrainedGenerator:
         unconditional generators."""
         if not hasattr(self, "_generate"):
             generator = self.generator
-            self._generate = tf.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True,
-                                         autograph=False)
+            self._generate = graphs.function(lambda z, y: generator(z, y, training=False), reduce_retracing=True)
         return self._generate(tf.convert_to_tensor(z, tf.float32), tf.convert_to_tensor(labels, tf.int32))
 
     def describe(self):

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import time
-import traceback
 
 import gin
 import keras
@@ -18,7 +17,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, config_contract, datasets, disk, distribute, locks, runner, xla
+from compare_ssgan import (architectures, checkpoints, config_contract, datasets, disk, distribute, graphs, locks,
+                           runner, xla)
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -160,13 +160,6 @@ def _check_xla_devices(strategy, jit_compile):
                         "another logical CPU. Set options.jit_compile=False, or run mirrored on GPUs.")
 
 
-def _innermost_own_frame(error):
-    """'file:line' of the innermost frame of `error` outside TensorFlow and Keras: the user's code."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not any(f"{os.sep}{lib}{os.sep}" in f.filename for lib in ("tensorflow", "keras"))]
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "an unknown place"
-
-
 class Trainer:
     """Owns one run's model, strategy, checkpoints and outputs under `model_dir`."""
 
@@ -289,21 +282,13 @@ class Trainer:
         """tf.function(iterator, num_steps) running `num_steps` generator steps (each: disc_iters
         D steps and one G step) in one call; returns each metric's mean over those steps,
         reduced across replicas on device. A non-finite value in any step makes the mean
-        non-finite, so the host's NaN check still sees it.
-
-        The step is traced without AutoGraph (`autograph=False`): its Python control flow
-        depends only on Python values (disc_iters, the tasks, the configuration), and AutoGraph's
-        conversion of every layer, loss and task it calls was 40 % of a run's start-up (smoke
-        SS-GAN, 2-core CPU: 11.7-15.0 s to step 2 with it, 6.9-7.0 s without; same losses to
-        the printed digits). A custom loss or task that branches on a tensor's value fails at
-        trace time ("Using a symbolic `tf.Tensor` as a Python `bool` is not allowed"): write the
-        branch with tf.cond, or convert that function with tf.autograph.to_graph (checked: a
-        nested @tf.function is not converted inside a step traced without AutoGraph)."""
+        non-finite, so the host's NaN check still sees it. The step is traced without AutoGraph
+        (compare_ssgan/graphs.py); the loop around it keeps AutoGraph for its tf.range."""
         gan, strategy, opts = self.gan, self.strategy, self.opts
         d_step, g_step = gan.d_step, gan.g_step
         if opts.jit_compile:
-            d_step = tf.function(d_step, jit_compile=True, autograph=False)
-            g_step = tf.function(g_step, jit_compile=True, autograph=False)
+            d_step = graphs.function(d_step, jit_compile=True)
+            g_step = graphs.function(g_step, jit_compile=True)
 
         def one_step(iterator):
             base_seed = tf.stack([tf.constant(opts.seed, tf.int64), self.step.read_value()])
@@ -329,7 +314,7 @@ class Trainer:
             # Wrapping it in the loop below (a while loop around a nested function) cost about a
             # third more tracing time per run (smoke SS-GAN: 22.2 s vs 18.7 s to the first log
             # on a 2-core CPU; benchmarks/results/throughput_matrix_cpu.md has the step times).
-            @tf.function(autograph=False)
+            @graphs.function
             def single_step(iterator, num_steps):
                 del num_steps  # always 1: the training loop never asks for more than steps_per_loop
                 return one_step(iterator)
@@ -339,7 +324,7 @@ class Trainer:
         # Traced once: its metrics' names (needed before the loop) come from that trace, and the
         # loop body calls the same traced function (tracing the step again would double the
         # start-up time of every run).
-        step_fn = tf.function(one_step, autograph=False)
+        step_fn = graphs.function(one_step)
 
         @tf.function
         def train_loop(iterator, num_steps):
@@ -355,16 +340,11 @@ class Trainer:
 
     def _run(self, train_step, iterator, num_steps):
         """One call of the train loop; an XLA compile failure becomes a UserError naming the op,
-        and so does a Python branch on a tensor in the step's code (TensorFlow's own message
-        suggests @tf.function, which does not help inside a step traced without AutoGraph)."""
+        and a Python branch on a tensor one naming its line (graphs.branch_error)."""
         try:
             return train_step(iterator, tf.constant(num_steps, tf.int32))
-        except tf.errors.OperatorNotAllowedInGraphError as e:
-            raise UserError(f"the train step branches or loops in Python on a tensor's value at "
-                            f"{_innermost_own_frame(e)} ({str(e).split('. ')[0]}). The step is traced "
-                            "without AutoGraph (see Trainer.build_train_step): in a custom loss, "
-                            "penalty or task, write the branch with tf.cond / tf.where, or convert that "
-                            "function with tf.autograph.to_graph.") from e
+        except graphs.BRANCH_ERRORS as e:
+            raise graphs.branch_error(e, "the train step") from e
         except xla.COMPILE_ERRORS as e:
             error = xla.compile_error(e, "this configuration's train step", "Set options.jit_compile=False, "
                                       "or replace the layer or penalty that uses the op.") \

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, provenance, results, xla
+from compare_ssgan import architectures, checkpoints, graphs, provenance, results, xla
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import feature_networks, metrics
 from compare_ssgan.eval.options import evaluation_options
@@ -242,7 +242,7 @@ def set_embedder(generate, network, jit_compile=False):
 
     # Static batch sizes (one trace for the full batches, one for a last partial one): XLA and
     # the split into the network's batches need them.
-    compiled = tf.function(embed, jit_compile=bool(jit_compile), autograph=False)
+    compiled = graphs.function(embed, jit_compile=bool(jit_compile))
     if not jit_compile:
         return compiled
 

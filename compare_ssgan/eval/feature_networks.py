@@ -22,6 +22,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from compare_ssgan import graphs
 from compare_ssgan.errors import UserError
 
 _BUILDERS = {}
@@ -168,7 +169,7 @@ class Inception(FeatureNetwork):
         self._call = _signature_caller(model)
         self.info = NetworkInfo("inception", "FID (Inception)", where, "")
 
-    @tf.function(reduce_retracing=True, autograph=False)
+    @graphs.function(reduce_retracing=True)
     def _run(self, images):
         outputs = self._call(inception_preprocess(images))
         if not isinstance(outputs, dict) or INCEPTION_FINAL_POOL not in outputs or INCEPTION_OUTPUT not in outputs:
@@ -242,7 +243,7 @@ class Cifar10Classifier(FeatureNetwork):
         self.info = NetworkInfo("cifar10_classifier", "FID (CIFAR-10 classifier)",
                                 f"{source} sha256:{_file_sha256(path)}", CIFAR10_NOTE)
 
-    @tf.function(reduce_retracing=True, autograph=False)
+    @graphs.function(reduce_retracing=True)
     def _run(self, images):
         if images.shape[1:3] != (32, 32):
             images = tf.image.resize(images, [32, 32], antialias=True)

@@ -45,7 +45,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import datasets, jsonl, results
+from compare_ssgan import datasets, graphs, jsonl, results
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval.evaluator import run_description
 from compare_ssgan.eval.real_cache import random_subset
@@ -272,8 +272,7 @@ def rotation_accuracy(gan, images, opts):
     tasks = [t for t in getattr(gan, "tasks", []) if isinstance(t, RotationTask)]
     if not tasks:
         return None
-    accuracy = tf.function(lambda x: tasks[0].accuracy(gan.discriminator, x), reduce_retracing=True,
-                           autograph=False)
+    accuracy = graphs.function(lambda x: tasks[0].accuracy(gan.discriminator, x), reduce_retracing=True)
     correct = 0.0
     for start in range(0, len(images), opts.batch_size):
         x = tf.constant(images[start:start + opts.batch_size], tf.float32) / 127.5 - 1.0
@@ -283,8 +282,7 @@ def rotation_accuracy(gan, images, opts):
 
 def block_features(discriminator, images, opts):
     """[pooled features [N, F] per block], [(h, w, c) per block], [(h', w') per block]."""
-    outputs = tf.function(lambda x: discriminator.block_outputs(x, training=False), reduce_retracing=True,
-                          autograph=False)
+    outputs = graphs.function(lambda x: discriminator.block_outputs(x, training=False), reduce_retracing=True)
     per_block, shapes, grids = None, None, None
     for start in range(0, len(images), opts.batch_size):
         x = tf.constant(images[start:start + opts.batch_size], tf.float32) / 127.5 - 1.0
