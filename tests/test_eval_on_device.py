@@ -44,6 +44,14 @@ def test_a_set_accumulates_on_device_and_names_its_status(network):
     nan_late = evaluator.set_embedder(  # only the last batch is not finite
         lambda z, y: _generator(z, y) * tf.where(tf.shape(z)[0] < 8, np.nan, 1.0), network)
     assert evaluator.generated_set(nan_late, prior, 10, opts, 0) == ("diverged", None, None)
+    calls = []
+
+    def nan_everywhere(z, labels):
+        calls.append(1)
+        return evaluator.set_embedder(lambda z, y: _generator(z, y) * np.nan, network)(z, labels)
+
+    assert evaluator.generated_set(nan_everywhere, prior, 10, opts, 0) == ("diverged", None, None)
+    assert len(calls) == 1  # reported at its first batch, not after generating all four
 
 
 def test_an_op_xla_cannot_compile_is_named(network):

@@ -268,7 +268,8 @@ def generated_set(embed, prior, num_classes, opts, index):
     """Features and logits (numpy) of fake set `index`, with a status: 'ok' | 'collapsed' |
     'diverged'. `embed` is a `set_embedder`; `prior` is what architectures.sample_latents reads
     (z_dim and z_prior). The set's activations, finiteness and pixel range accumulate on the
-    device and reach the host once per set, not once per batch."""
+    device and reach the host once per set, not once per batch (the first batch's finiteness
+    excepted, so that a diverged generator is reported without generating its whole set)."""
     n = opts.num_samples
     z = architectures.sample_latents(prior, [n, prior.z_dim], [opts.eval_seed, index])
     # Balanced labels in a seeded random order (only conditional generators read them).
@@ -278,6 +279,8 @@ def generated_set(embed, prior, num_classes, opts, index):
     for start in range(0, n, opts.sample_batch_size):
         stop = min(n, start + opts.sample_batch_size)
         f, l, ok, batch_high, batch_low = embed(z[start:stop], labels[start:stop])
+        if start == 0 and not bool(ok):  # a diverged generator is usually non-finite everywhere:
+            return "diverged", None, None  # stop at its first batch, not after the whole set
         features.append(f)
         logits.append(l)
         finite.append(ok)
