@@ -206,20 +206,6 @@ def _mean_text(summary, digits):
     return f"{summary.mean:.{digits}f}" + (f" ± {summary.std:.{digits}f}" if summary.std is not None else "")
 
 
-def _p_text(p):
-    return "—" if p is None else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
-
-
-def _comparison_texts(comparison, digits):
-    """[Δ with its CI, Welch p, Mann-Whitney p]."""
-    if comparison is None:
-        return ["—", "—", "—"]
-    delta = f"{comparison.difference:+.{digits}f}"
-    if comparison.ci is not None:
-        delta += f" [{comparison.ci[0]:+.{digits}f}, {comparison.ci[1]:+.{digits}f}]"
-    return [delta, _p_text(comparison.welch_p), _p_text(comparison.mannwhitney_p)]
-
-
 def _digits(metric):
     return 4 if metric == "kid" else 2
 
@@ -299,7 +285,7 @@ def by_axes_table(records, fmt, metric="fid"):
             rows.append([_value_text(v) for v in key] + [
                 MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
                 "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
-                *(["(first)", "", ""] if model == models[0] else _comparison_texts(comparison, digits))])
+                *(["(first)", "", ""] if model == models[0] else seed_stats.comparison_texts(comparison, digits))])
     shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
     notes = _footer(shown, metric, [_axis_title(a) for a in axes] + ["model"], unfinished) + [
         _counts_note(groups), _stats_note(metric)]
@@ -368,7 +354,7 @@ def robustness_table(records, fmt, metric="fid"):
                         "—" if x.best is None else f"{x.best:.{digits}f}", str(x.n)]
             for m in models[1:]:
                 base, cell = cellmap.get(models[0]), cellmap.get(m)
-                tests.append(_comparison_texts(
+                tests.append(seed_stats.comparison_texts(
                     seed_stats.compare(base.values, cell.values) if base and cell else None, digits))
             row += [t[0] for t in tests] + [p for t in tests for p in t[1:]]
         rows.append(row)

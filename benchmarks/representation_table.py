@@ -11,15 +11,18 @@ each block in bold. Curves: test top-1 against the GAN's generator step, a panel
 a line per model (mean over seeds, band: ± std). Models with SS-GAN's rotation task get a last
 column: D's rotation accuracy on the probe's test images (all four rotations; chance 0.25;
 "—" for the others), with its own seed count: probes recorded before the field existed lack it.
+A last row tests the paper's claim per block, SS-GAN against Uncond-GAN: the difference of the
+means, its bootstrap interval, Welch and Mann-Whitney p (benchmarks/seed_stats.py, as the
+robustness table).
 A table never mixes probe settings, datasets or training configurations: the seeds of a model
 must share its whole configuration, and the models their training hyperparameters (the error
 names what differs; pick a subset with --results).
 """
 import collections
 import json
-import math
 import os
 
+import seed_stats
 from compare_ssgan import results
 
 
@@ -78,12 +81,12 @@ def _check_one_configuration(records, path):
 
 
 def _mean_std(values):
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
-    return mean, std
+    summary = seed_stats.summarize(values, lower_is_better=False)
+    return summary.mean, summary.std
 
 
 TABLE3_ORDER = ["uncond", "cond", "rot_only", "ssgan", "ssgan_sbn"]  # SS-GAN's Table 3 rows
+CLAIM = ("uncond", "ssgan")  # the paper's claim: SS-GAN's blocks above Uncond-GAN's (section 4.3)
 ROTATION = "rotation"  # the cells' key of D's rotation accuracy
 
 
@@ -131,6 +134,14 @@ def table(records, fmt, render, names, order):
                                              + f" ({len(values)})")
             row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
         rows.append(row)
+    baseline, model = CLAIM
+    if baseline in cells and model in cells:  # the paper's claim, tested: a row of differences
+        row = [f"{names.get(model, model)} vs {names.get(baseline, baseline)}"]
+        for b in blocks:
+            delta, welch, mannwhitney = seed_stats.comparison_texts(
+                seed_stats.compare(cells[baseline].get(b, []), cells[model].get(b, [])), 3)
+            row.append(delta if welch == "—" else f"{delta}; p {welch} / {mannwhitney}")
+        rows.append(row + (["—"] if rotation else []))
     r = records[0]
     pooling = (f"average-pooled to {r['probe']['pooled_size']}x{r['probe']['pooled_size']}"
                if r["probe"].get("pooled_size") else
@@ -140,6 +151,12 @@ def table(records, fmt, render, names, order):
              f"{r['train_split']} images, top-1 on {r['num_test']:,} {r['test_split']} images.",
              f"Mean ± std (sample std) over seeds (count in parentheses) at each run's last probed GAN step "
              f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
+    if baseline in cells and model in cells:
+        notes.append(f"{names.get(model, model)} vs {names.get(baseline, baseline)}: mean({names.get(model, model)}) − "
+                     f"mean({names.get(baseline, baseline)}) "
+                     f"with a {seed_stats.CONFIDENCE:.0%} percentile bootstrap interval; p: two-sided Welch "
+                     f"t-test / Mann–Whitney U over the seeds (benchmarks/seed_stats.py); no interval or p "
+                     f"with fewer than 2 seeds of either model.")
     if rotation:
         notes.append(f"D rotation acc.: D's rotation head on all four rotations of the same "
                      f"{r['num_test']:,} {r['test_split']} images (chance 0.25), same step, mean ± std over seeds (count).")

@@ -72,3 +72,17 @@ def compare(a, b):
                                    rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
         ci = (float(interval.low), float(interval.high))
     return Comparison(difference, ci, welch, mannwhitney)
+
+
+def _p_text(p):
+    return "—" if p is None else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def comparison_texts(comparison, digits):
+    """A comparison as table cells: [Δ with its CI, Welch p, Mann-Whitney p] ("—" where undefined)."""
+    if comparison is None:
+        return ["—", "—", "—"]
+    delta = f"{comparison.difference:+.{digits}f}"
+    if comparison.ci is not None:
+        delta += f" [{comparison.ci[0]:+.{digits}f}, {comparison.ci[1]:+.{digits}f}]"
+    return [delta, _p_text(comparison.welch_p), _p_text(comparison.mannwhitney_p)]

@@ -46,6 +46,7 @@ def test_representation_table_and_curves(tmp_path):
     # Final step only; mean ± sample std over seeds (count); the best model per block in bold.
     assert lines[2] == "| Uncond-GAN | 0.320 ± 0.028 (2) | **0.420 ± 0.028 (2)** |"
     assert lines[3] == "| SS-GAN | **0.500 (1)** | 0.350 (1) |"
+    assert lines[4] == "| SS-GAN vs Uncond-GAN | +0.180 | -0.070 |"  # one SS-GAN seed: no interval, no p
     assert os.path.getsize(tmp_path / "plots" / "probe_vs_step_cifar10.png") > 0
 
     # SS-GAN's rotation task: D's rotation accuracy on the test images gets a last column.
@@ -83,6 +84,27 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(mixed_root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
     mixed = _make_tables(f"--results={mixed_root}")
     assert mixed.returncode == 2 and "mix datasets or probe settings" in mixed.stderr
+
+
+def test_the_papers_claim_is_tested_across_seeds(tmp_path):
+    """SS-GAN vs Uncond-GAN per block: the difference of means, its bootstrap interval and the
+    two p-values, as scipy computes them on the same per-seed values."""
+    from scipy import stats
+
+    root = str(tmp_path / "results")
+    uncond, ssgan = [0.40, 0.42, 0.41], [0.45, 0.47, 0.48]
+    for seed in range(3):
+        _write_run(root, "uncond", seed, {1000: [uncond[seed]]})
+        _write_run(root, "ssgan", seed, {1000: [ssgan[seed]]})
+    result = _make_tables(f"--results={root}")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| SS-GAN vs Uncond-GAN |"))
+    welch = stats.ttest_ind(ssgan, uncond, equal_var=False).pvalue
+    mannwhitney = stats.mannwhitneyu(ssgan, uncond, alternative="two-sided").pvalue
+    # p as the tables print it: 2 significant digits below 0.01 (Welch, 0.0087), else 2 decimals (0.10)
+    assert "+0.057 [" in row and f"; p {welch:.2g} / {mannwhitney:.2f} |" in row, row
+    low, high = (float(x) for x in row.split("[")[1].split("]")[0].split(","))
+    assert 0 < low < 0.057 < high  # every resample of these seeds favours SS-GAN
 
 
 def test_probe_records_are_read_through_the_record_schema(tmp_path):
