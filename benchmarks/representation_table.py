@@ -86,7 +86,7 @@ def _mean_std(values):
 
 
 TABLE3_ORDER = ["uncond", "cond", "rot_only", "ssgan", "ssgan_sbn"]  # SS-GAN's Table 3 rows
-CLAIM = ("uncond", "ssgan")  # the paper's claim: SS-GAN's blocks above Uncond-GAN's (section 4.3)
+CLAIM = ("uncond", "ssgan")  # SS-GAN above Uncond-GAN in every block (Chen et al. section 4, appendix C, Fig. 8)
 ROTATION = "rotation"  # the cells' key of D's rotation accuracy
 
 
