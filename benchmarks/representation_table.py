@@ -108,6 +108,17 @@ def final_cells(records):
     return cells, sorted(set(last.values()))
 
 
+def _cell_text(values, fmt, bold=False):
+    """'mean ± std (n)' of one cell's per-seed values, or '—' when there are none."""
+    if not values:
+        return "—"
+    mean, std = _mean_std(values)
+    text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(values)})"
+    if bold:
+        text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
+    return text.replace("±", "$\\pm$") if fmt == "latex" else text
+
+
 def table(records, fmt, render, names, order):
     cells, steps = final_cells(records)
     models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
@@ -119,24 +130,14 @@ def table(records, fmt, render, names, order):
         row = [names.get(m, m)]
         for b in blocks:
             values = cells[m].get(b)
-            if not values:
-                row.append("—")
-                continue
-            mean, std = _mean_std(values)
-            text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(values)})"
-            if len(models) > 1 and mean == best[b]:
-                text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
-            row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
-        if rotation:
-            values = cells[m].get(ROTATION)
-            mean, std = _mean_std(values) if values else (None, None)
-            text = "—" if mean is None else (f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "")
-                                             + f" ({len(values)})")
-            row.append(text.replace("±", "$\\pm$") if fmt == "latex" else text)
-        rows.append(row)
+            bold = len(models) > 1 and bool(values) and _mean_std(values)[0] == best[b]
+            row.append(_cell_text(values, fmt, bold))
+        rows.append(row + ([_cell_text(cells[m].get(ROTATION), fmt)] if rotation else []))
     baseline, model = CLAIM
-    if baseline in cells and model in cells:  # the paper's claim, tested: a row of differences
-        row = [f"{names.get(model, model)} vs {names.get(baseline, baseline)}"]
+    claim = baseline in cells and model in cells
+    if claim:  # the paper's claim, tested: a row of differences
+        baseline_name, model_name = names.get(baseline, baseline), names.get(model, model)
+        row = [f"{model_name} vs {baseline_name}"]
         for b in blocks:
             delta, welch, mannwhitney = seed_stats.comparison_texts(
                 seed_stats.compare(cells[baseline].get(b, []), cells[model].get(b, [])), 3)
@@ -151,9 +152,8 @@ def table(records, fmt, render, names, order):
              f"{r['train_split']} images, top-1 on {r['num_test']:,} {r['test_split']} images.",
              f"Mean ± std (sample std) over seeds (count in parentheses) at each run's last probed GAN step "
              f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
-    if baseline in cells and model in cells:
-        notes.append(f"{names.get(model, model)} vs {names.get(baseline, baseline)}: mean({names.get(model, model)}) − "
-                     f"mean({names.get(baseline, baseline)}) "
+    if claim:
+        notes.append(f"{model_name} vs {baseline_name}: mean({model_name}) − mean({baseline_name}) "
                      f"with a {seed_stats.CONFIDENCE:.0%} percentile bootstrap interval; p: two-sided Welch "
                      f"t-test / Mann–Whitney U over the seeds (benchmarks/seed_stats.py); no interval or p "
                      f"with fewer than 2 seeds of either model.")
