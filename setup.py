@@ -26,7 +26,7 @@ setuptools.setup(
         "scikit-learn>=1.5,<2",  # the linear probes' logistic regression (compare_ssgan/eval/probes.py)
     ],
     extras_require={
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "pytest-xdist>=3.6,<4"],  # -n 2: the suite is mostly one-threaded Python
         "ray": ["ray>=2.40,<3"],  # the sweep harness's cluster executor
     },
 )
