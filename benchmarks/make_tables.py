@@ -21,6 +21,7 @@ Under each table: the feature network and sample count (an FID from a network ot
 Inception is not comparable to the papers'). --plot_dir also draws metric-versus-step curves.
 representation: SS-GAN Table 3's layout from the runs' linear probes (probes.jsonl; see
 benchmarks/representation_table.py), and with --plot_dir Figure 8's probe-vs-step curves.
+representation_runs: one row per run and probed step, with the checkpoint's --metric beside.
 """
 import collections
 import math
@@ -504,13 +505,17 @@ def main(argv):
     del argv
     if not FLAGS.results:
         raise app.UsageError("--results is required")
-    if FLAGS.table == "representation":  # the runs' probes.jsonl, not the sweep's scores
+    if FLAGS.table in REPRESENTATION_TABLES:  # the runs' probes.jsonl, not the sweep's scores
         import representation_table
 
         try:
+            if FLAGS.table == "representation_runs" and FLAGS.metric not in ("fid", "kid", "inception_score"):
+                raise ValueError(f"--metric={FLAGS.metric}: the per-run representation table shows a "
+                                 f"score metric (fid, kid, inception_score) beside the probes")
             representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
-                                      MODEL_NAMES, MODEL_ORDER)
-        except (FileNotFoundError, ValueError) as e:
+                                      MODEL_NAMES, MODEL_ORDER, per_run=FLAGS.table == "representation_runs",
+                                      metric=FLAGS.metric)
+        except (FileNotFoundError, ValueError, results.RecordError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         return
@@ -539,9 +544,10 @@ def main(argv):
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("results", None, "Sweep directory holding results.jsonl (or the file itself).")
-flags.DEFINE_enum("table", None, list(TABLES) + ["representation"],
-                  "A paper's layout (representation: benchmarks/representation_table.py); default: any "
-                  "sweep, grouped by its axes.")
+REPRESENTATION_TABLES = ("representation", "representation_runs")  # benchmarks/representation_table.py
+flags.DEFINE_enum("table", None, list(TABLES) + list(REPRESENTATION_TABLES),
+                  "A paper's layout (representation, representation_runs: benchmarks/representation_table.py); "
+                  "default: any sweep, grouped by its axes.")
 flags.DEFINE_enum("format", "markdown", ["markdown", "latex", "csv"], "Output format.")
 flags.DEFINE_string("metric", "fid", f"Which metric: {', '.join(results.METRICS)}.")
 flags.DEFINE_string("output", None, "Write the table here instead of stdout.")

@@ -26,14 +26,18 @@ import seed_stats
 from compare_ssgan import results
 
 
-def load_probes(path):
-    """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
+def _probe_files(path):
     files = [path] if os.path.isfile(path) else sorted(
         os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == results.PROBES_FILE)
     if not files:
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
+    return files
+
+
+def load_probes(path):
+    """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
     records = []
-    for name in files:  # validated and migrated by the record schema; errors name file and line
+    for name in _probe_files(path):  # validated and migrated by the record schema; errors name file and line
         records += [r for r in results.read(name) if r["kind"] == "probe"]
     settings = {json.dumps([r.get("dataset"), r.get("probe"), r.get("num_train"), r.get("num_test")],
                            sort_keys=True) for r in records}
@@ -124,13 +128,14 @@ def table(records, fmt, render, names, order):
     models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
     blocks = sorted({b for c in cells.values() for b in c if b != ROTATION})
     rotation = any(cells[m].get(ROTATION) for m in models)
-    best = {b: max((_mean_std(cells[m][b])[0] for m in models if cells[m].get(b)), default=None) for b in blocks}
+    means = {(m, b): _mean_std(cells[m][b])[0] for m in models for b in blocks if cells[m].get(b)}
+    best = {b: max((means[m, b] for m in models if (m, b) in means), default=None) for b in blocks}
     rows = []
     for m in models:
         row = [names.get(m, m)]
         for b in blocks:
             values = cells[m].get(b)
-            bold = len(models) > 1 and bool(values) and _mean_std(values)[0] == best[b]
+            bold = len(models) > 1 and bool(values) and means[m, b] == best[b]
             row.append(_cell_text(values, fmt, bold))
         rows.append(row + ([_cell_text(cells[m].get(ROTATION), fmt)] if rotation else []))
     baseline, model = CLAIM
@@ -167,6 +172,51 @@ def table(records, fmt, render, names, order):
                   rows, notes, fmt)
 
 
+def runs_table(path, fmt, render, names, order, metric="fid"):
+    """One row per run and probed step: test top-1 per block, D's rotation accuracy, and the
+    run's `metric` at that checkpoint (its scores.jsonl beside probes.jsonl): the per-seed values
+    behind the table, and how the representation moves with sample quality."""
+    load_probes(path)  # the same checks as the table: one probe setting, one configuration
+    rows, scored = [], []
+    for name in _probe_files(path):
+        probes = [r for r in results.read(name) if r["kind"] == "probe"]
+        if not probes:
+            continue
+        scores_path = os.path.join(os.path.dirname(name), results.SCORES_FILE)
+        scores = {}
+        if os.path.exists(scores_path):
+            for r in results.read(scores_path):
+                if r["kind"] == "score" and r.get(metric) is not None:
+                    scores[r["step"]] = r[metric]
+                    scored.append(r)
+        model, seed = probes[0]["model"], probes[0].get("seed", "?")
+        for step in sorted({r["step"] for r in probes}):
+            at = {r["block"]: r for r in probes if r["step"] == step}
+            rotation = next((r["d_rotation_accuracy"] for r in at.values()
+                             if r.get("d_rotation_accuracy") is not None), None)
+            rank = order.index(model) if model in order else len(order)
+            rows.append(((rank, model, str(seed), step), [names.get(model, model), str(seed), str(step)]
+                         + [f"{at[b]['test_top1']:.3f}" for b in sorted(at)]
+                         + ["—" if rotation is None else f"{rotation:.3f}",
+                            "—" if step not in scores else f"{scores[step]:.{3 if metric == 'kid' else 2}f}"]))
+    blocks = max(len(row) for _, row in rows) - 5
+    label = ", ".join(sorted({(r.get("metric_labels") or {}).get(metric, metric) for r in scored})) or metric
+    notes = [f"One row per run and probed GAN step: linear-probe test top-1 per D block, D's rotation "
+             f"accuracy on the probe's test images (chance 0.25; — without a rotation head), and {label} "
+             f"of that checkpoint from the run's {results.SCORES_FILE} (— where not scored)."]
+    protocols = sorted({((r.get("feature_network") or {}).get("name") or "?", r.get("num_samples")) for r in scored},
+                       key=str)
+    if len(protocols) > 1:  # one column never mixes feature networks or sample counts
+        raise ValueError(f"the runs under {path} were scored with {len(protocols)} protocols (feature network, "
+                         f"samples): {protocols}; rescore them alike or point --results at a subset")
+    if protocols:
+        [(network, samples)] = protocols
+        notes.append(f"Feature network: {network}; {samples} generated samples per set."
+                     + ("" if network == "inception" else " Not Inception: not comparable to the papers' numbers."))
+    return render(["Model", "Seed", "Step"] + [f"Block {b}" for b in range(blocks)] + ["D rotation acc.", label],
+                  [row for _, row in sorted(rows)], notes, fmt)
+
+
 def plot_curves(records, plot_dir, names, order):
     """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model."""
     import matplotlib
@@ -200,14 +250,15 @@ def plot_curves(records, plot_dir, names, order):
     return path
 
 
-def main(results, fmt, output, plot_dir, render, names, order):
-    """make_tables.py --table=representation: the table to `output` (or stdout), the curves to
-    `plot_dir` (if given)."""
+def main(path, fmt, output, plot_dir, render, names, order, per_run=False, metric="fid"):
+    """make_tables.py --table=representation (or representation_runs, `per_run`): the table to
+    `output` (or stdout), the curves to `plot_dir` (if given)."""
     import sys
 
-    records = load_probes(results)
+    records = load_probes(path)
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
-    text = table(records, fmt, render, names, order)
+    text = (runs_table(path, fmt, render, names, order, metric) if per_run
+            else table(records, fmt, render, names, order))
     if output:
         with open(output, "w") as f:
             f.write(text)

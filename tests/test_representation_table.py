@@ -28,9 +28,9 @@ def _write_run(root, model, seed, accuracies, probe=PROBE, rotation=None, **run_
                 f.write(json.dumps(record) + "\n")
 
 
-def _make_tables(*args):
+def _make_tables(*args, table="representation"):
     return subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "make_tables.py"),
-                           "--table=representation", *args], capture_output=True, text=True, timeout=120)
+                           f"--table={table}", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_representation_table_and_curves(tmp_path):
@@ -123,3 +123,29 @@ def test_probe_records_are_read_through_the_record_schema(tmp_path):
     path.write_text(json.dumps(legacy) + "\n" + json.dumps(dict(legacy, test_top1=1.5)) + "\n")
     with pytest.raises(results.RecordError, match="probes.jsonl line 2"):
         representation_table.load_probes(str(path))
+
+
+def test_per_run_table_puts_each_checkpoints_score_beside_its_probes(tmp_path):
+    """--table=representation_runs: a row per run and probed step, the run's score of that
+    checkpoint (its scores.jsonl) beside the probes; never two scoring protocols in one column."""
+    import result_records
+
+    root = str(tmp_path / "results")
+    _write_run(root, "ssgan", 1, {500: [0.21, 0.31], 1000: [0.41, 0.51]}, rotation=0.6)
+    _write_run(root, "uncond", 0, {1000: [0.30, 0.40]})
+    ssgan_run, uncond_run = (os.path.join(root, "runs", d) for d in sorted(os.listdir(os.path.join(root, "runs"))))
+    result_records.write(tmp_path / "results" / "runs" / os.path.basename(ssgan_run) / results.SCORES_FILE,
+                         [result_records.score("ssgan", 1, fid=44.444, step=1000, training_steps=1000)])
+    runs = _make_tables(f"--results={root}", table="representation_runs")
+    assert runs.returncode == 0, runs.stderr
+    lines = runs.stdout.splitlines()
+    assert lines[0] == ("| Model | Seed | Step | Block 0 | Block 1 | D rotation acc. | FID (CIFAR-10 classifier) |")
+    assert lines[2:5] == ["| Uncond-GAN | 0 | 1000 | 0.300 | 0.400 | — | — |",  # Table 3's order; no scores
+                          "| SS-GAN | 1 | 500 | 0.210 | 0.310 | 0.600 | — |",  # not scored at 500
+                          "| SS-GAN | 1 | 1000 | 0.410 | 0.510 | 0.600 | 44.44 |"]
+    assert "Not Inception" in runs.stdout
+
+    result_records.write(tmp_path / "results" / "runs" / os.path.basename(uncond_run) / results.SCORES_FILE,
+                         [result_records.score("uncond", 0, step=1000, training_steps=1000, num_samples=500)])
+    mixed = _make_tables(f"--results={root}", table="representation_runs")
+    assert mixed.returncode == 2 and "2 protocols" in mixed.stderr, mixed.stderr
