@@ -120,29 +120,40 @@ def command(spec, model_dir):
     return args + [f"--model_dir={model_dir}", "--schedule=eval_after_train"]
 
 
-def execute(args, cwd, log_path):
+def execute(args, cwd, log_path, threads=0):
     """Runs one CLI invocation, appending its output to log_path; returns (exit code, seconds).
-    Self-contained (stdlib only) so Ray can ship it to any worker."""
+    threads > 0 caps the run's TensorFlow and BLAS thread pools. Self-contained (stdlib only) so
+    Ray can ship it to any worker."""
+    import os as os_
     import subprocess as sp
     import time as tm
 
+    env = dict(os_.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if threads:
+        env.update({name: str(threads) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                                     "OMP_NUM_THREADS")})
     start = tm.time()
     with open(log_path, "a") as log:
         log.write(f"\n=== {tm.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n")
         log.flush()
-        code = sp.call(args, cwd=cwd, stdout=log, stderr=sp.STDOUT, env=dict(__import__("os").environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        code = sp.call(args, cwd=cwd, stdout=log, stderr=sp.STDOUT, env=env)
     return code, tm.time() - start
 
 
 class LocalExecutor:
-    def __init__(self, workers):
+    """Runs on this machine, `workers` at a time. On a CPU machine, as many workers as cores with
+    threads_per_run=1 runs the most steps per hour: on 2 cores, two 1-thread mini SS-GAN runs
+    train 1.93 steps/s together, one 2-thread run 1.73 (benchmarks/results/sweep_threads_cpu.md)."""
+
+    def __init__(self, workers, threads_per_run=0):
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
         self.slots = max(1, workers)
+        self.threads = threads_per_run
 
     def submit(self, args, cwd, log_path, on_start):
         def start_then_execute():
             on_start()
-            return execute(args, cwd, log_path)
+            return execute(args, cwd, log_path, self.threads)
 
         return self.pool.submit(start_then_execute)
 
@@ -323,7 +334,9 @@ def main(argv):
     except SweepLocked as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    executor = (LocalExecutor(FLAGS.workers) if FLAGS.executor == "local"
+    if FLAGS.threads_per_run < 0:
+        raise app.UsageError("--threads_per_run must be >= 0 (0: TensorFlow's default, all cores)")
+    executor = (LocalExecutor(FLAGS.workers, FLAGS.threads_per_run) if FLAGS.executor == "local"
                 else RayExecutor(FLAGS.ray_address, FLAGS.gpus_per_run))
     try:
         failed = run_sweep(specs, FLAGS.out, executor, FLAGS.retries)
@@ -345,6 +358,8 @@ def define_flags():
     flags.DEFINE_string("out", None, "Sweep directory (run dirs, results.jsonl).")
     flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where runs execute.")
     flags.DEFINE_integer("workers", 1, "Concurrent runs (local executor).")
+    flags.DEFINE_integer("threads_per_run", 0, "TensorFlow/BLAS threads of each run (local executor; 0: "
+                         "all cores). On a CPU machine, --workers=<cores> --threads_per_run=1 is fastest.")
     flags.DEFINE_string("ray_address", None, "Ray cluster address (ray executor); None starts a local Ray.")
     flags.DEFINE_float("gpus_per_run", 0.0, "GPUs each Ray task requests.")
     flags.DEFINE_integer("retries", 1, "Extra attempts for a failed run, per invocation.")

@@ -277,3 +277,20 @@ def test_only_selects_a_row_and_gathering_keeps_runs_of_other_invocations(tmp_pa
     assert set(gathered) == {first.run_id, extra.run_id}
     assert gathered[first.run_id]["sweep"]["labels"] == dict(first.labels)
     assert gathered[extra.run_id]["sweep"]["seed"] == 3 and gathered[extra.run_id]["fid"] == 20.0
+
+
+def test_threads_per_run_caps_each_runs_thread_pools(tmp_path):
+    """--threads_per_run reaches the run's process as TensorFlow's and BLAS's thread settings;
+    0 leaves them alone."""
+    show = [sys.executable, "-c", "import os; print([os.environ.get(k) for k in "
+            "('TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS', 'OMP_NUM_THREADS')])"]
+    log = tmp_path / "log.txt"
+    executor = sweep.LocalExecutor(workers=2, threads_per_run=1)
+    try:
+        code, _ = executor.submit(show, str(tmp_path), str(log), on_start=lambda: None).result()
+    finally:
+        executor.shutdown()
+    assert code == 0 and log.read_text().splitlines()[-1] == "['1', '1', '1']"
+    sweep.execute(show, str(tmp_path), str(log))  # threads=0: this process's own settings
+    inherited = [os.environ.get(k) for k in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")]
+    assert log.read_text().splitlines()[-1] == str(inherited)
