@@ -501,6 +501,10 @@ def plot_curves(records, plot_dir, metric="fid"):
     return paths
 
 
+def _metrics_of(kind):
+    return [m for m in results.METRICS if (m in ("train_top1", "test_top1")) == (kind == "probe")]
+
+
 def main(argv):
     del argv
     if not FLAGS.results:
@@ -509,9 +513,9 @@ def main(argv):
         import representation_table
 
         try:
-            if FLAGS.table == "representation_runs" and FLAGS.metric not in ("fid", "kid", "inception_score"):
+            if FLAGS.table == "representation_runs" and FLAGS.metric not in _metrics_of("score"):
                 raise ValueError(f"--metric={FLAGS.metric}: the per-run representation table shows a "
-                                 f"score metric (fid, kid, inception_score) beside the probes")
+                                 f"score metric ({', '.join(_metrics_of('score'))}) beside the probes")
             representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
                                       MODEL_NAMES, MODEL_ORDER, per_run=FLAGS.table == "representation_runs",
                                       metric=FLAGS.metric)
@@ -520,7 +524,7 @@ def main(argv):
             sys.exit(2)
         return
     function, kind = TABLES[FLAGS.table] if FLAGS.table else (by_axes_table, "score")
-    metrics = [m for m in results.METRICS if (m in ("train_top1", "test_top1")) == (kind == "probe")]
+    metrics = _metrics_of(kind)
     try:
         if FLAGS.metric not in metrics:
             raise ValueError(f"--metric={FLAGS.metric} is not a metric of {kind} records; valid: "
