@@ -408,7 +408,7 @@ def runs_table(records, fmt, metric="fid"):
                                                 _model_order(item[1]["model"]), item[1].get("seed", 0)))
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + ["Model", "Seed", "Step", _metric_label(records, metric),
-                                               "KID" if metric != "kid" else "FID", "State", "Code"]
+                                               "KID" if metric != "kid" else "FID", "State", "Code", "Trained on"]
     second = "kid" if metric != "kid" else "fid"
     rows = []
     for state, r in runs:
@@ -419,11 +419,13 @@ def runs_table(records, fmt, metric="fid"):
             MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
             r["status"] if state == "final" else "failed: diverged" if r["status"] == "diverged" else state,
-            describe_short(r["code_version"]) if r.get("code_version") else "—"])
+            describe_short(r["code_version"]) if r.get("code_version") else "—",
+            "; ".join(r.get("training_environment") or []) or _MISSING])
     notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"]) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
-        "(a non-finite training loss at that step)."]
+        "(a non-finite training loss at that step). Trained on: the machine, threads and precision of each "
+        "training session (compare_ssgan/environment.py); not an axis, but it changes a run's numbers."]
     return render(header, rows, notes, fmt)
 
 

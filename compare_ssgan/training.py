@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import (architectures, checkpoints, config_contract, datasets, disk, distribute, graphs, locks,
-                           runner, xla)
+from compare_ssgan import (architectures, checkpoints, config_contract, datasets, disk, distribute, environment,
+                           graphs, locks, runner, xla)
 from compare_ssgan.errors import NaNLossError, UserError
 from compare_ssgan.gans.model import GANModel
 
@@ -397,6 +397,9 @@ class Trainer:
             logging.info("Already trained to step %d (training_steps=%d); nothing to do.",
                          start, opts.training_steps)
             return start
+        if self.is_chief:
+            environment.record_session(self.model_dir, self.strategy, start, opts.training_steps, opts.precision,
+                                       opts.jit_compile)
         iterator = self.make_iterator(start)
         train_step = self.build_train_step()
         writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train")) if self.is_chief else None

@@ -197,3 +197,15 @@ def test_committed_legacy_records_are_migrated_and_keep_their_numbers():
     row = next(r for r in _rows(table) if r.startswith("| SN | — | 0.5 | 0.999 | 1 |"))
     assert row.split(" | ")[5:] == ["45.74 ± 8.21", "36.81", "3", "**34.23 ± 1.92**", "32.04", "3",
                                     row.split(" | ")[11], "0.13", "0.10 |"]
+
+
+def test_training_environment_summaries():
+    """How the runs table names where a run trained: accelerators by name, CPUs by threads."""
+    from compare_ssgan import environment
+
+    gpu = {"accelerators": ["GPU"], "accelerator_names": ["NVIDIA H100"], "replicas": 1, "cpu_count": 16,
+           "intra_op_threads": None, "precision": "mixed_bfloat16", "jit_compile": True, "tensorflow": "2.21.0"}
+    assert environment.summary(gpu) == "1 GPU (NVIDIA H100), mixed_bfloat16, XLA, tf 2.21.0"
+    cpu = dict(gpu, accelerators=[], accelerator_names=[], cpu_count=2, precision="float32", jit_compile=False)
+    assert environment.summary(cpu) == "CPU x2 cores, default threads, tf 2.21.0"
+    assert environment.summary(dict(cpu, intra_op_threads=2, replicas=2)) == "CPU x2 cores, 2 threads, 2 replicas, tf 2.21.0"

@@ -1,4 +1,5 @@
 """Resuming: an interrupted run ends in the same state as an uninterrupted one."""
+import json
 import os
 import signal
 import subprocess
@@ -23,6 +24,11 @@ def test_stopped_and_restarted_run_matches_uninterrupted(tmp_path, smoke_runs):
     assert ckpt(straight).endswith("ckpt-4") and ckpt(resumed).endswith("ckpt-4")
     # Every variable: G, D, rotation head, both Adams, BN statistics, SN vectors, the step.
     assert_same_weights(ckpt(straight), ckpt(resumed))
+    # Each training session says where it ran (compare_ssgan/environment.py).
+    with open(os.path.join(resumed, "training_sessions.jsonl")) as f:
+        sessions = [json.loads(line) for line in f]
+    assert [(s["start_step"], s["target_step"]) for s in sessions] == [(0, 2), (2, 4)]
+    assert all(s["tensorflow"] == tf.__version__ and s["replicas"] == 1 for s in sessions)
 
 
 def test_rerun_of_finished_run_does_nothing(tmp_path, smoke_runs):

@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from compare_ssgan import architectures, checkpoints, graphs, provenance, results, xla
+from compare_ssgan import architectures, checkpoints, environment, graphs, provenance, results, xla
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import feature_networks, metrics
 from compare_ssgan.eval.options import evaluation_options
@@ -182,6 +182,8 @@ class Evaluator:
                           f"checkpoints and kept their in-memory values: {', '.join(self.untracked)}"]
                          if self.untracked else []),
             **self.run.description,
+            # Read now, not with the description: eval_after_train describes the run before training.
+            "training_environment": environment.training_environments(self.run.model_dir),
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "gin_config": gin.operative_config_str(),
         }
