@@ -143,7 +143,8 @@ def execute(args, cwd, log_path, threads=0):
 class LocalExecutor:
     """Runs on this machine, `workers` at a time. On a CPU machine, as many workers as cores with
     threads_per_run=1 runs the most steps per hour: on 2 cores, two 1-thread mini SS-GAN runs
-    train 1.93 steps/s together, one 2-thread run 1.73 (benchmarks/results/sweep_threads_cpu.md)."""
+    trained 1.93 steps/s together, one 2-thread run 1.73, in a clean benchmark; less gain in a
+    real sweep (benchmarks/results/sweep_threads_cpu.md)."""
 
     def __init__(self, workers, threads_per_run=0):
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
