@@ -30,6 +30,18 @@ def _threads(configured, variable):
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def _cpu_model():
+    """'AMD EPYC 7B13' (Linux: /proc/cpuinfo), else what the platform module says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe(strategy):
     """The parts of the machine that can change a run's numbers (and its speed)."""
     devices = tf.config.list_logical_devices()
@@ -43,7 +55,7 @@ def describe(strategy):
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
         "accelerators": sorted({d.device_type for d in accelerators}),
