@@ -241,12 +241,14 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
         make_tables.select(records + [inception])
     assert make_tables.select(records + [inception], feature_network="inception") == [inception]
     records[0]["code_version"] = {"package": "0.1.0", "git_commit": "94c07d1" + "0" * 33, "git_dirty": True}
+    records[0]["training_environment"] = ["CPU x2 cores, 2 threads, tf 2.21.0", "1 GPU (NVIDIA H100), tf 2.21.0"]
     runs = make_tables.runs_table(records, "markdown").splitlines()
     assert runs[2:6] == [  # varying axes (none here), then model order, then seed; at the last scored step
-        "| Uncond-GAN | 0 | 100/100 | 30.00 | 0.0300 | ok | 0.1.0@94c07d1-dirty |",
-        "| Uncond-GAN | 1 | 50/100 | 10.00 | 0.0100 | unfinished | — |",
-        "| SS-GAN | 0 | 100/100 | 20.00 | 0.0200 | ok | — |",
-        "| SS-GAN | 1 | 50/100 | 12.00 | 0.0120 | failed | — |"]
+        "| Uncond-GAN | 0 | 100/100 | 30.00 | 0.0300 | ok | 0.1.0@94c07d1-dirty | "
+        "CPU x2 cores, 2 threads, tf 2.21.0; 1 GPU (NVIDIA H100), tf 2.21.0 |",  # resumed elsewhere
+        "| Uncond-GAN | 1 | 50/100 | 10.00 | 0.0100 | unfinished | — | not recorded |",
+        "| SS-GAN | 0 | 100/100 | 20.00 | 0.0200 | ok | — | not recorded |",
+        "| SS-GAN | 1 | 50/100 | 12.00 | 0.0120 | failed | — | not recorded |"]
 
 
 def test_only_selects_a_row_and_gathering_keeps_runs_of_other_invocations(tmp_path):
