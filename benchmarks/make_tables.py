@@ -520,7 +520,7 @@ def main(argv):
                                  f"score metric ({', '.join(_metrics_of('score'))}) beside the probes")
             representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
                                       MODEL_NAMES, MODEL_ORDER, per_run=FLAGS.table == "representation_runs",
-                                      metric=FLAGS.metric)
+                                      metric=FLAGS.metric, digits=_digits(FLAGS.metric))
         except (FileNotFoundError, ValueError, results.RecordError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

@@ -26,26 +26,28 @@ import seed_stats
 from compare_ssgan import results
 
 
-def _probe_files(path):
+def load_probes_by_file(path):
+    """{probes.jsonl path: its probe records} for every probes.jsonl under `path` (a directory,
+    or one file), checked to hold one probe setting and one configuration per model."""
     files = [path] if os.path.isfile(path) else sorted(
         os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == results.PROBES_FILE)
     if not files:
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
-    return files
-
-
-def load_probes(path):
-    """The probe records of every probes.jsonl under `path` (a directory, or one file)."""
-    records = []
-    for name in _probe_files(path):  # validated and migrated by the record schema; errors name file and line
-        records += [r for r in results.read(name) if r["kind"] == "probe"]
+    # Validated and migrated by the record schema; errors name file and line.
+    by_file = {name: [r for r in results.read(name) if r["kind"] == "probe"] for name in files}
+    records = [r for group in by_file.values() for r in group]
     settings = {json.dumps([r.get("dataset"), r.get("probe"), r.get("num_train"), r.get("num_test")],
                            sort_keys=True) for r in records}
     if len(settings) > 1:
         raise ValueError(f"the probes under {path} mix datasets or probe settings ({len(settings)} kinds): "
                          f"point --results at runs probed alike")
     _check_one_configuration(records, path)
-    return records
+    return by_file
+
+
+def load_probes(path):
+    """The probe records of every probes.jsonl under `path` (see load_probes_by_file)."""
+    return [r for group in load_probes_by_file(path).values() for r in group]
 
 
 # Training hyperparameters every row of the table shares (the models differ in the rest).
@@ -172,48 +174,45 @@ def table(records, fmt, render, names, order):
                   rows, notes, fmt)
 
 
-def runs_table(path, fmt, render, names, order, metric="fid"):
+def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2):
     """One row per run and probed step: test top-1 per block, D's rotation accuracy, and the
     run's `metric` at that checkpoint (its scores.jsonl beside probes.jsonl): the per-seed values
     behind the table, and how the representation moves with sample quality."""
-    load_probes(path)  # the same checks as the table: one probe setting, one configuration
+    blocks = sorted({r["block"] for group in by_file.values() for r in group})
     rows, scored = [], []
-    for name in _probe_files(path):
-        probes = [r for r in results.read(name) if r["kind"] == "probe"]
+    for name, probes in by_file.items():
         if not probes:
             continue
         scores_path = os.path.join(os.path.dirname(name), results.SCORES_FILE)
         scores = {}
-        if os.path.exists(scores_path):
-            for r in results.read(scores_path):
-                if r["kind"] == "score" and r.get(metric) is not None:
-                    scores[r["step"]] = r[metric]
-                    scored.append(r)
+        for r in results.read(scores_path) if os.path.exists(scores_path) else []:
+            if r["kind"] == "score" and r.get(metric) is not None:
+                scores[r["step"]] = r[metric]
+                scored.append(r)
         model, seed = probes[0]["model"], probes[0].get("seed", "?")
+        rank = order.index(model) if model in order else len(order)
         for step in sorted({r["step"] for r in probes}):
             at = {r["block"]: r for r in probes if r["step"] == step}
             rotation = next((r["d_rotation_accuracy"] for r in at.values()
                              if r.get("d_rotation_accuracy") is not None), None)
-            rank = order.index(model) if model in order else len(order)
             rows.append(((rank, model, str(seed), step), [names.get(model, model), str(seed), str(step)]
-                         + [f"{at[b]['test_top1']:.3f}" for b in sorted(at)]
+                         + [f"{at[b]['test_top1']:.3f}" if b in at else "—" for b in blocks]
                          + ["—" if rotation is None else f"{rotation:.3f}",
-                            "—" if step not in scores else f"{scores[step]:.{3 if metric == 'kid' else 2}f}"]))
-    blocks = max(len(row) for _, row in rows) - 5
+                            "—" if step not in scores else f"{scores[step]:.{digits}f}"]))
+    protocols = sorted({((r.get("feature_network") or {}).get("name") or "?", r.get("num_samples")) for r in scored},
+                       key=str)
+    if len(protocols) > 1:  # one column never mixes feature networks or sample counts
+        raise ValueError(f"the runs were scored with {len(protocols)} protocols (feature network, samples): "
+                         f"{protocols}; rescore them alike or point --results at a subset")
     label = ", ".join(sorted({(r.get("metric_labels") or {}).get(metric, metric) for r in scored})) or metric
     notes = [f"One row per run and probed GAN step: linear-probe test top-1 per D block, D's rotation "
              f"accuracy on the probe's test images (chance 0.25; — without a rotation head), and {label} "
              f"of that checkpoint from the run's {results.SCORES_FILE} (— where not scored)."]
-    protocols = sorted({((r.get("feature_network") or {}).get("name") or "?", r.get("num_samples")) for r in scored},
-                       key=str)
-    if len(protocols) > 1:  # one column never mixes feature networks or sample counts
-        raise ValueError(f"the runs under {path} were scored with {len(protocols)} protocols (feature network, "
-                         f"samples): {protocols}; rescore them alike or point --results at a subset")
     if protocols:
         [(network, samples)] = protocols
         notes.append(f"Feature network: {network}; {samples} generated samples per set."
                      + ("" if network == "inception" else " Not Inception: not comparable to the papers' numbers."))
-    return render(["Model", "Seed", "Step"] + [f"Block {b}" for b in range(blocks)] + ["D rotation acc.", label],
+    return render(["Model", "Seed", "Step"] + [f"Block {b}" for b in blocks] + ["D rotation acc.", label],
                   [row for _, row in sorted(rows)], notes, fmt)
 
 
@@ -250,14 +249,15 @@ def plot_curves(records, plot_dir, names, order):
     return path
 
 
-def main(path, fmt, output, plot_dir, render, names, order, per_run=False, metric="fid"):
-    """make_tables.py --table=representation (or representation_runs, `per_run`): the table to
-    `output` (or stdout), the curves to `plot_dir` (if given)."""
+def main(path, fmt, output, plot_dir, render, names, order, per_run=False, metric="fid", digits=2):
+    """make_tables.py --table=representation (or representation_runs, `per_run`, with `metric`
+    printed to `digits` decimals): the table to `output` (or stdout), the curves to `plot_dir`."""
     import sys
 
-    records = load_probes(path)
+    by_file = load_probes_by_file(path)
+    records = [r for group in by_file.values() for r in group]
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
-    text = (runs_table(path, fmt, render, names, order, metric) if per_run
+    text = (runs_table(by_file, fmt, render, names, order, metric, digits) if per_run
             else table(records, fmt, render, names, order))
     if output:
         with open(output, "w") as f:

@@ -129,7 +129,7 @@ def execute(args, cwd, log_path, threads=0):
     import time as tm
 
     env = dict(os_.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    if threads:
+    if threads:  # the names compare_ssgan/environment.py records (not imported here: no TensorFlow)
         env.update({name: str(threads) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
                                                      "OMP_NUM_THREADS")})
     start = tm.time()

@@ -76,13 +76,8 @@ def record_session(model_dir, strategy, start_step, target_step, precision, jit_
               "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "precision": precision, "jit_compile": bool(jit_compile), **describe(strategy),
               "code_version": provenance.CODE_VERSION}
-    path = os.path.join(model_dir, SESSIONS_FILE)
     with disk.no_space_is_a_user_error(SESSIONS_FILE, model_dir):
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            jsonl.append(fd, record)
-        finally:
-            os.close(fd)
+        jsonl.append_to(os.path.join(model_dir, SESSIONS_FILE), record)
     return record
 
 

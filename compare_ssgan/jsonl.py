@@ -6,6 +6,7 @@ and both would be lost on reading. So an append first looks at the file's last b
 is not a newline, starts the record with one: the torn line stays torn (and is reported), the
 new record stays whole. Reading reports every unreadable line by file and line number.
 """
+import contextlib
 import errno
 import fcntl
 import json
@@ -40,19 +41,32 @@ def append(fd, record):
     os.fsync(fd)
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """An O_APPEND descriptor of `path` (created if missing) under an exclusive flock."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def append_to(path, record):
+    """Appends `record` to `path` as one line (see `append`), under the file's lock."""
+    with _locked(path) as fd:
+        append(fd, record)
+
+
 def append_unique(path, record, key, read_records=None):
     """Appends `record` to `path` unless a record with the same `key(...)` is there; returns True
     if written. The check and the append happen under one exclusive flock on an O_APPEND
     descriptor, so two writers of one file never write a key twice. `read_records(path)` reads
     the existing records (default `read`)."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _locked(path) as fd:
         if any(key(r) == key(record) for r in (read_records or read)(path)):
             return False
         append(fd, record)
-    finally:
-        os.close(fd)  # releases the lock
     return True
 
 
