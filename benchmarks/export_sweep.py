@@ -48,12 +48,16 @@ def _finished_runs(sweep_dir):
 
 def _check_gathered(runs, records):
     """results.jsonl is gathered after a run's status is written: a live sweep can be between
-    the two. Exporting then would ship a finished run whose results look unfinished."""
+    the two. Exporting then would ship a finished run whose results look unfinished, or miss a
+    re-evaluation of a step (the gathered record must be the run's latest of each evaluation)."""
+    from compare_ssgan.eval.scores import score_key  # the gathering's identity (imports TensorFlow)
+
     for run_id, (run, state) in runs.items():
         mine = [r for r in records if r["sweep"]["run_id"] == run_id]
-        scored = {r["step"] for r in results.read(os.path.join(run, SCORES_FILE))} \
-            if os.path.exists(os.path.join(run, SCORES_FILE)) else set()
-        if {r["step"] for r in mine} != scored or any(r["sweep"].get("state") != state for r in mine):
+        gathered = {score_key(r): {k: v for k, v in r.items() if k != "sweep"} for r in mine}
+        scores = os.path.join(run, SCORES_FILE)
+        latest = {score_key(r): r for r in results.read(scores)} if os.path.exists(scores) else {}
+        if gathered != latest or any(r["sweep"].get("state") != state for r in mine):
             raise StaleResults(f"{sweep.RESULTS_FILE} is behind run {run_id} ({state}): its scores are not "
                                f"gathered yet. Wait for the running sweep, or re-run the sweep command that "
                                f"covers this run (it gathers, and skips finished runs), then export again")

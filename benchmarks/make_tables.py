@@ -9,7 +9,9 @@ Records are read through compare_ssgan.results (validated; older versions migrat
 counts at its last scored step once training finished. Runs are grouped by every axis that
 varies across the selected records except the seed (results.axes: the grid's labels, the run's
 configuration, the sweep's gin bindings, the evaluation protocol): runs that differ in any of
-them are never averaged, and each table names the axes it grouped by.
+them are never averaged, and each table names the axes it grouped by. The models of a row differ
+only in what makes the model (ROW_RUN_FIELDS). Code versions and training machines are not axes;
+a table says when its runs mix them. Runs that failed before any score are named under it.
 
 (no --table): one row per group and model: n seeds, mean ± std, best, collapsed and
 diverged/failed counts, and against the row's first model the difference of means with a
@@ -24,6 +26,8 @@ benchmarks/representation_table.py), and with --plot_dir Figure 8's probe-vs-ste
 representation_runs: one row per run and probed step, with the checkpoint's --metric beside.
 """
 import collections
+import glob
+import json
 import math
 import os
 import sys
@@ -32,6 +36,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_stats  # noqa: E402
+import sweep  # noqa: E402
 from compare_ssgan import results  # noqa: E402
 
 COLLAPSE_FID = 100.0
@@ -100,6 +105,31 @@ def outcomes(records):
     return result
 
 
+def unscored_failures(path, records):
+    """Run ids the sweep gave up on before any score was written (a crash other than a
+    non-finite loss, which has its own record): no record holds them, so no cell can count them.
+    Read from the run directories' status files beside results.jsonl (a sweep or an export)."""
+    directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    scored = {(r.get("sweep") or {}).get("run_id") for r in records}
+    failed = []
+    for status_path in sorted(glob.glob(os.path.join(directory, "runs", "*", sweep.STATUS_FILE))):
+        run_id = os.path.basename(os.path.dirname(status_path))
+        try:
+            with open(status_path) as f:
+                state = json.load(f).get("state")
+        except (OSError, ValueError):
+            continue
+        if state == "failed" and run_id not in scored:
+            failed.append(run_id)
+    return failed
+
+
+def _unscored_note(run_ids, fmt):
+    note = (f"Failed before their first score, so in no cell: {len(run_ids)} run(s): {', '.join(run_ids)} "
+            f"(see each run's log).")
+    return {"markdown": f"\n{note}\n", "csv": f"# {note}\n", "latex": f"% {note}\n"}[fmt]
+
+
 def final_records(records):
     """The score at the last training step of every finished run."""
     return [r for state, r in outcomes(records).values() if state == "final"]
@@ -107,28 +137,52 @@ def final_records(records):
 
 # -- grouping -------------------------------------------------------------------------------------
 
-def grouping_axes(records, start=lambda r: (), exclude=(), all_labels=True):
+# What a row's models may not differ in (the protocol, the grid's labels and bindings, the
+# optimisation and length of training): an axis of these splits rows, not only a model's runs, so
+# two models are never compared across it. The model's own settings (tasks, architecture, its gin
+# file) may differ between the models of a row.
+ROW_RUN_FIELDS = ("dataset", "loss", "penalty", "lambda", "beta1", "beta2", "disc_iters", "g_lr", "d_lr",
+                  "batch_size", "training_steps", "ema_decay")
+
+
+def _splits_rows(name):
+    source, field = name
+    return source in ("label", "protocol") or (source == "gin" and field != "files") or (
+        source == "run" and field in ROW_RUN_FIELDS)
+
+
+def grouping_axes(records, start=lambda r: (), exclude=(), all_labels=True, row=None):
     """The axes (results.axes keys, in priority order) that tell apart the records beyond the
-    groups `start` already makes: the grid's own axes (labels) whenever they vary (with
-    `all_labels`; a paper's layout shows its own); any other axis if it splits a group of the
-    axes kept before it. Every other varying axis is then
-    constant within each group, so grouping by the kept axes is grouping by all of them. An axis
-    some records do not record (older code) counts as equal to the others' value when they all
-    agree, else as its own value."""
+    groups `start` already makes (`row`: the same without the model; default `start`): the grid's
+    own axes (labels) whenever they vary (with `all_labels`; a paper's layout shows its own); an
+    axis of _splits_rows if it splits a row of the axes kept before it; any other axis if it
+    splits a group. Every other varying axis is then constant within each group, so grouping by
+    the kept axes is grouping by all of them. A sweep binding a run was not given has the value
+    of the run's operative gin configuration (else "not recorded"); any other axis some records
+    do not record (older code) counts as equal to the others' value when they all agree, else as
+    its own value."""
+    row = row or start
     per_record = [results.axes(r) for r in records]
     names = list(dict.fromkeys(k for axes in per_record for k in axes if k not in exclude))
     values = {}
     for name in names:
+        if name[0] == "gin" and name[1] != "files":
+            values[name] = [axes[name] if name in axes else results.operative_binding(r, name[1])
+                            for r, axes in zip(records, per_record)]
+            values[name] = [_MISSING if v is None else v for v in values[name]]
+            continue
         recorded = {axes[name] for axes in per_record if name in axes}
         fill = next(iter(recorded)) if len(recorded) == 1 else _MISSING
         values[name] = [axes.get(name, fill) for axes in per_record]
-    groups, kept = [start(r) for r in records], []
+    groups, rows, kept = [start(r) for r in records], [row(r) for r in records], []
     for name in names:
         first_value = {}
         varies = all_labels and name[0] == "label" and len(set(values[name])) > 1
-        if varies or any(first_value.setdefault(g, v) != v for g, v in zip(groups, values[name])):
+        within = rows if _splits_rows(name) else groups
+        if varies or any(first_value.setdefault(g, v) != v for g, v in zip(within, values[name])):
             kept.append(name)
             groups = [g + (v,) for g, v in zip(groups, values[name])]
+            rows = [g + (v,) for g, v in zip(rows, values[name])]
     return kept, {id(r): tuple(values[name][i] for name in kept) for i, r in enumerate(records)}
 
 
@@ -175,7 +229,9 @@ class Cell:
         if state == "failed":
             self.lost["diverged" if results.is_training_divergence(record) else "failed"] += 1
         elif value is None:
-            self.lost[record.get("status") if record.get("status") in ("diverged", "damaged") else "no value"] += 1
+            status = record.get("status")
+            self.lost[status if status in ("diverged", "damaged") else
+                      "collapsed, no value" if status == "collapsed" else "no value"] += 1
         else:
             self.values.append(value)
             self.collapsed += record.get("status") == "collapsed" or (self.metric == "fid" and value > COLLAPSE_FID)
@@ -223,7 +279,7 @@ def _stats_note(metric):
             f"— where a model has fewer than 2 values.")
 
 
-def _footer(records, metric, grouped_by=None, unfinished=0):
+def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
     samples = sorted({r.get("num_samples") for r in records}, key=str)
     steps = sorted({r["step"] for r in records})
     networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
@@ -232,12 +288,30 @@ def _footer(records, metric, grouped_by=None, unfinished=0):
              f"{', '.join(map(str, steps))}."]
     if any(n != "inception" for n in networks):
         lines.append("Not Inception FID: not comparable to the papers' numbers.")
+    lines += _provenance_notes(records) if provenance else []  # the runs table has a column each
     if grouped_by is not None:
         lines.append(f"Grouped by: {', '.join(grouped_by) or 'nothing (one configuration)'}; runs that "
                      f"differ only in their seed are averaged.")
     if unfinished:
         lines.append(f"{unfinished} run(s) not finished yet are left out.")
     return lines
+
+
+def _provenance_notes(records):
+    """Which code versions and training environments the counted runs mix, when they mix any:
+    neither is an axis (a fix that does not change training must not split a table), but a
+    reader must see that a row may average across them."""
+    from compare_ssgan.provenance import describe_short
+
+    notes = []
+    for what, describe in (
+            ("Code versions", lambda r: describe_short(r["code_version"]) if r.get("code_version") else _MISSING),
+            ("Trained on", lambda r: "; ".join(r.get("training_environment") or []) or _MISSING)):
+        counts = collections.Counter(describe(r) for r in records)
+        if len(counts) > 1:
+            notes.append(f"{what} (not an axis: a row may average runs of several; --table=runs lists each "
+                         f"run's): " + ", ".join(f"{v} ({n} run(s))" for v, n in sorted(counts.items())) + ".")
+    return notes
 
 
 def _counts_note(groups):
@@ -269,7 +343,7 @@ def _baseline(models):
 def by_axes_table(records, fmt, metric="fid"):
     """Any sweep: a row per group (every varying axis except the seed) and model."""
     finals = [r for _, r in outcomes(records).values()]
-    axes, key_of = grouping_axes(finals, start=lambda r: (r["model"],), exclude=(MODEL_AXIS,))
+    axes, key_of = grouping_axes(finals, start=lambda r: (r["model"],), exclude=(MODEL_AXIS,), row=lambda r: ())
     groups, unfinished = cells(records, metric, lambda r: key_of[id(r)])
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + [
@@ -322,7 +396,8 @@ def robustness_table(records, fmt, metric="fid"):
     against the first model."""
     finals = [r for _, r in outcomes(records).values()]
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], setting(r), r["model"]),
-                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False)
+                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
+                                  row=lambda r: (r["dataset"], setting(r)))
     groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
     datasets = sorted({d for d, _, _ in groups})
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
@@ -372,7 +447,8 @@ def sample_quality_table(records, fmt, metric="fid"):
     """Rows: model (after any other varying axes); per dataset the best final value over seeds."""
     finals = [r for _, r in outcomes(records).values()]
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], r["model"]),
-                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False)
+                                  exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
+                                  row=lambda r: (r["dataset"],))
     groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)]))
     datasets = sorted({d for d, _ in groups})
     others = sorted({k for _, k in groups}, key=_order)
@@ -403,7 +479,8 @@ def runs_table(records, fmt, metric="fid"):
     from compare_ssgan.provenance import describe_short
 
     everything = list(outcomes(records).values())
-    axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,))
+    axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,),
+                                 row=lambda r: ())
     runs = sorted(everything, key=lambda item: (_order(key_of[id(item[1])]),
                                                 _model_order(item[1]["model"]), item[1].get("seed", 0)))
     digits = _digits(metric)
@@ -418,10 +495,11 @@ def runs_table(records, fmt, metric="fid"):
         rows.append([_value_text(v) for v in key_of[id(r)]] + [
             MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
-            r["status"] if state == "final" else "failed: diverged" if r["status"] == "diverged" else state,
+            r["status"] if state == "final" else "failed: diverged" if state == "failed" and r["status"] == "diverged"
+            else state,
             describe_short(r["code_version"]) if r.get("code_version") else "—",
             "; ".join(r.get("training_environment") or []) or _MISSING])
-    notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"]) + [
+    notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
         "(a non-finite training loss at that step). Trained on: the machine, threads and precision of each "
@@ -468,7 +546,7 @@ def plot_curves(records, plot_dir, metric="fid"):
     os.makedirs(plot_dir, exist_ok=True)
     scored = [r for r in records if r.get(metric) is not None]
     axes, key_of = grouping_axes(scored, start=lambda r: (r["dataset"], r["model"], r["step"]),
-                                 exclude=(MODEL_AXIS, ("run", "dataset")))
+                                 exclude=(MODEL_AXIS, ("run", "dataset")), row=lambda r: (r["dataset"], r["step"]))
     curves = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
     for r in scored:
         curves[r["dataset"]][key_of[id(r)]][r["model"]].append((r["step"], r[metric]))
@@ -531,13 +609,17 @@ def main(argv):
         if FLAGS.metric not in metrics:
             raise ValueError(f"--metric={FLAGS.metric} is not a metric of {kind} records; valid: "
                              f"{', '.join(metrics)}")
-        records = [r for r in load(FLAGS.results) if r["kind"] == kind]
+        every = load(FLAGS.results)
+        records = [r for r in every if r["kind"] == kind]
         # The papers' layouts hold one protocol; the axis table gives each protocol its rows.
         records = (select if FLAGS.table else filter_protocol)(records, FLAGS.feature_network, FLAGS.num_samples)
     except (FileNotFoundError, ValueError, results.RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     text = function(records, FLAGS.format, FLAGS.metric)
+    failed = unscored_failures(FLAGS.results, every)
+    if failed:
+        text += _unscored_note(failed, FLAGS.format)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             f.write(text)

@@ -14,10 +14,13 @@ can group by whatever a sweep varied. Readers go through `read()` / `parse()`: r
 before the schema existed (no `schema_version`, "version 1") are migrated; a malformed record
 or a version newer than this code raises RecordError naming the file and line.
 """
+import functools
 import json
 import math
 
+import gin
 import jsonschema
+from gin import config_parser
 
 from compare_ssgan.errors import UserError
 
@@ -215,6 +218,44 @@ def _flatten(prefix, value):
         yield prefix, _hashable(value)
 
 
+def _plain(value):
+    """A parsed gin value as plain JSON-able data; a reference reads '@name' or '@name()'."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    selector = getattr(value, "selector", None)
+    if isinstance(selector, str):
+        return f"@{selector}" + ("()" if getattr(value, "evaluate", False) else "")
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_bindings(text):
+    """{binding name: comparable value} of gin binding statements (gin's own parser)."""
+    parser = config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
+    return {(f"{s.scope}/" if s.scope else "") + f"{s.selector}.{s.arg_name}": _hashable(_plain(s.value))
+            for s in parser if isinstance(s, config_parser.BindingStatement)}
+
+
+def gin_value(name, text):
+    """A sweep binding's value, comparable across spellings: `0` equals `0.0`, strings lose their
+    quotes. Text gin cannot parse stays as written."""
+    try:
+        return _parse_bindings(f"{name} = {text}").get(name, text)
+    except (SyntaxError, ValueError):
+        return text
+
+
+def operative_binding(record, name):
+    """The value `name` had in the run's operative gin configuration (`gin_config`): what a run
+    that was not given a sweep's binding ran with. None if the record does not say."""
+    try:
+        return _parse_bindings(record.get("gin_config") or "").get(name)
+    except (SyntaxError, ValueError):
+        return None
+
+
 def axes(record):
     """{(source, name): value} of everything that identifies a run's configuration and its
     evaluation protocol, except the seed, in display priority: the grid's own labels, dataset
@@ -230,7 +271,7 @@ def axes(record):
             result.update({("run", key): value for key, value in _flatten(name, record[name])})
     for name, value in sweep.get("bindings", ()):
         if name not in DATA_LOCATION_BINDINGS:
-            result[("gin", name)] = value
+            result[("gin", name)] = gin_value(name, value)
     if "gin_files" in sweep:
         result[("gin", "files")] = _hashable(sweep["gin_files"])
     network = record.get("feature_network") or {}

@@ -83,6 +83,62 @@ def test_runs_differing_in_protocol_or_any_axis_are_never_averaged():
     assert [r.split(" | ")[0] for r in _rows(robustness)] == ["| 32", "| 64"]  # batch_size column
 
 
+def test_models_of_a_row_are_never_compared_across_a_protocol_or_training_difference():
+    """A difference that is constant within each model (Uncond-GAN scored on the train split,
+    SS-GAN on the test split; or trained for fewer steps) used to vanish from the grouping and
+    leave one row comparing the two."""
+    uncond = [score("uncond", s, 30.0 + s, real_split="train") for s in (0, 1)]
+    ssgan = [score("ssgan", s, 20.0 + s) for s in (0, 1)]
+    table = make_tables.by_axes_table(uncond + ssgan, "markdown")
+    rows = [_cells(r) for r in _rows(table)]
+    assert [r[:2] for r in rows] == [["test", "SS-GAN"], ["train", "Uncond-GAN"]], table
+    assert all(r[-3] == "(first)" for r in rows)  # each model alone in its row: no Δ, no test
+    assert "Grouped by: real_split, model;" in table
+    robustness = make_tables.robustness_table(uncond + ssgan, "markdown")
+    assert [_cells(r)[0] for r in _rows(robustness)] == ["test", "train"]
+    shorter = [score("uncond", s, 30.0 + s, training_steps=50, step=50) for s in (0, 1)]
+    robustness = make_tables.robustness_table(shorter + ssgan, "markdown")
+    assert [_cells(r)[0] for r in _rows(robustness)] == ["50", "100"], robustness
+    # Within one model family the model's own settings may differ (that is the comparison).
+    same = make_tables.by_axes_table([score("uncond", s, 30.0 + s) for s in (0, 1)] + ssgan, "markdown")
+    assert [_cells(r)[0] for r in _rows(same)] == ["Uncond-GAN", "SS-GAN"]
+
+
+def test_a_binding_a_run_was_not_given_takes_its_operative_value():
+    """Seeds 0-1 launched plainly, seed 2 on the same --out with a precision binding: not one
+    configuration. A binding spelled 0 in one run and 0.0 in another is one value."""
+    def run(seed, bindings, precision):
+        gin_config = f"options.precision = '{precision}'\noptions.beta1 = 0.0\n"
+        return in_sweep(score("ssgan", seed, 20.0 + seed, gin_config=gin_config), f"ssgan-{seed}",
+                        bindings=bindings)
+    records = [run(0, [("options.beta1", "0")], "float32"), run(1, [("options.beta1", "0.0")], "float32"),
+               run(2, [("options.beta1", "0.0"), ("options.precision", "'mixed_bfloat16'")], "mixed_bfloat16")]
+    table = make_tables.by_axes_table(records, "markdown")
+    rows = [_cells(r) for r in _rows(table)]
+    assert [(r[0], r[2]) for r in rows] == [("float32", "2"), ("mixed_bfloat16", "1")], table
+    assert "Grouped by: options.precision, model;" in table
+    assert results.gin_value("penalty.fn", "@no_penalty") == "@no_penalty"
+    assert results.gin_value("model.tasks", "[@RotationTask()]") == '["@RotationTask()"]'
+    # Without an operative configuration the value is unknown: never merged with the others.
+    records[0].pop("gin_config")
+    rows = [_cells(r) for r in _rows(make_tables.by_axes_table(records, "markdown"))]
+    assert [(r[0], r[2]) for r in rows] == [("float32", "1"), ("mixed_bfloat16", "1"), ("not recorded", "1")]
+
+
+def test_tables_say_when_a_row_mixes_code_versions_or_machines():
+    old = {"package": "0.1.0", "git_commit": "7bcc3e5" + "0" * 33, "git_dirty": False}
+    new = {**old, "git_commit": "d84eee9" + "0" * 33}
+    records = [score("ssgan", 0, 20.0, code_version=old), score("ssgan", 1, 22.0, code_version=new),
+               score("ssgan", 2, 21.0, code_version=new, training_environment=["CPU x2 cores, 1 thread"])]
+    table = make_tables.robustness_table(records, "markdown")
+    assert len(_rows(table)) == 1  # neither is an axis
+    assert "Code versions (not an axis: a row may average runs of several; --table=runs lists each run's): " \
+           "0.1.0@7bcc3e5 (1 run(s)), 0.1.0@d84eee9 (2 run(s))." in table
+    assert "Trained on (not an axis" in table and "CPU x2 cores, 1 thread (1 run(s)), not recorded (2 run(s))" in table
+    same = make_tables.robustness_table([score("ssgan", s, 20.0, code_version=new) for s in (0, 1)], "markdown")
+    assert "Code versions" not in same and "Trained on (" not in same
+
+
 def test_collapsed_and_diverged_runs_are_counted_not_dropped():
     def run(model, seed, fid, **fields):
         return in_sweep(score(model, seed, fid, **fields), f"{model}-{seed}")
@@ -100,6 +156,15 @@ def test_collapsed_and_diverged_runs_are_counted_not_dropped():
     assert "Runs counted: 5 with a value, of which 2 collapsed; without a value: 2 diverged." in table
     generic = make_tables.by_axes_table(records, "markdown")
     assert "| 2 collapsed |" in generic and "| 2 diverged |" in generic
+
+
+def test_a_collapsed_run_without_a_value_and_an_unfinished_diverged_checkpoint_are_labelled_as_such():
+    records = [score("ssgan", 0, 20.0), score("ssgan", 1, None, status="collapsed"),
+               score("ssgan", 2, None, step=50)]  # a diverged checkpoint at step 50 of 100: training goes on
+    [row] = _rows(make_tables.by_axes_table(records, "markdown"))
+    assert "| 1 collapsed, no value |" in row
+    states = {_cells(r)[1]: _cells(r)[5] for r in _rows(make_tables.runs_table(records, "markdown"))}
+    assert states == {"0": "ok", "1": "collapsed", "2": "unfinished"}
 
 
 def test_statistics_match_scipy_on_fixed_numbers():
@@ -173,6 +238,22 @@ def test_make_tables_cli_reports_a_bad_record_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"error: {tmp_path}/results.jsonl line 2: schema_version 9 is newer than "
                                      f"this code reads (2); update compare_ssgan to read it")
+
+
+def test_runs_that_failed_before_any_score_are_named_under_the_table(tmp_path):
+    """A crash other than a non-finite loss leaves no record: the run directories still say."""
+    records = [in_sweep(score("ssgan", s, 20.0 + s), f"ssgan-{s}") for s in (0, 1)]
+    write(tmp_path / "results.jsonl", records)
+    for run_id, state in (("ssgan-0", "done"), ("ssgan-1", "failed"), ("ssgan-2", "failed"), ("ssgan-3", "running")):
+        (tmp_path / "runs" / run_id).mkdir(parents=True)
+        (tmp_path / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
+    # ssgan-1 failed on a retry after its scores were written: counted in its cell, not here.
+    assert make_tables.unscored_failures(str(tmp_path), records) == ["ssgan-2"]
+    assert make_tables.unscored_failures(str(tmp_path / "results.jsonl"), records) == ["ssgan-2"]
+    result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}",
+                             "--table=robustness"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Failed before their first score, so in no cell: 1 run(s): ssgan-2" in result.stdout
 
 
 def test_probe_records_are_a_kind_of_their_own():

@@ -185,6 +185,14 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     assert sorted(os.listdir(to / "runs" / "b")) == [
         results.PROBES_FILE, "scores.jsonl", "step_000003.png", sweep.STATUS_FILE]
 
+    # A step re-scored after the gathering (same step, same protocol, a new value): refused too.
+    gathered(run("a", "done"), run("b", "done", steps=(1, 2, 3, 4)))
+    assert "b" in export_sweep.export(str(sweep_dir), str(to))
+    rescored = [score(step=s) for s in (1, 2, 3)] + [score(step=4, fid=30.0)]
+    write(sweep_dir / "runs" / "b" / "scores.jsonl", rescored)
+    with pytest.raises(export_sweep.StaleResults, match="behind run b"):
+        export_sweep.export(str(sweep_dir), str(to))
+
 
 def test_second_sweep_on_the_same_out_is_refused(tmp_path):
     grid, out = _grid_file(tmp_path, ["uncond"]), str(tmp_path / "sweep")
