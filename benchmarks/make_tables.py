@@ -106,28 +106,32 @@ def outcomes(records):
 
 
 def unscored_failures(path, records):
-    """Run ids the sweep gave up on before any score was written (a crash other than a
-    non-finite loss, which has its own record): no record holds them, so no cell can count them.
-    Read from the run directories' status files beside results.jsonl (a sweep or an export)."""
+    """Run ids the sweep gave up on that no record holds, so no cell can count them: crashed
+    before any score (a non-finite loss has its own record), or scored after results.jsonl was
+    last gathered ("not gathered"). Read from the run directories beside results.jsonl."""
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    scored = {(r.get("sweep") or {}).get("run_id") for r in records}
-    failed = []
+    gathered = {(r.get("sweep") or {}).get("run_id") for r in records}
+    failed = {"before any score": [], "not gathered": []}
     for status_path in sorted(glob.glob(os.path.join(directory, "runs", "*", sweep.STATUS_FILE))):
-        run_id = os.path.basename(os.path.dirname(status_path))
+        run = os.path.dirname(status_path)
         try:
             with open(status_path) as f:
                 state = json.load(f).get("state")
         except (OSError, ValueError):
             continue
-        if state == "failed" and run_id not in scored:
-            failed.append(run_id)
-    return failed
+        if state == "failed" and os.path.basename(run) not in gathered:
+            scores = os.path.join(run, results.SCORES_FILE)
+            scored = os.path.exists(scores) and os.path.getsize(scores) > 0
+            failed["not gathered" if scored else "before any score"].append(os.path.basename(run))
+    return {why: ids for why, ids in failed.items() if ids}
 
 
-def _unscored_note(run_ids, fmt):
-    note = (f"Failed before their first score, so in no cell: {len(run_ids)} run(s): {', '.join(run_ids)} "
-            f"(see each run's log).")
-    return {"markdown": f"\n{note}\n", "csv": f"# {note}\n", "latex": f"% {note}\n"}[fmt]
+def _unscored_note(failed):
+    texts = {"before any score": "failed before their first score (see each run's log)",
+             "not gathered": "failed, with scores that results.jsonl does not hold yet (re-run the sweep "
+                             "command: it gathers)"}
+    return "In no cell: " + "; ".join(f"{len(ids)} run(s) {texts[why]}: {', '.join(ids)}"
+                                      for why, ids in failed.items()) + "."
 
 
 def final_records(records):
@@ -516,9 +520,7 @@ def render(header, rows, notes, fmt):
         writer = csv.writer(buffer)
         writer.writerow(header)
         writer.writerows(rows)
-        for note in notes:
-            writer.writerow([f"# {note}"])
-        return buffer.getvalue()
+        return buffer.getvalue() + render_notes(notes, fmt)
     if fmt == "latex":
         def esc(text):
             text = str(text).replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$").replace(
@@ -528,11 +530,25 @@ def render(header, rows, notes, fmt):
         lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\toprule",
                  " & ".join(esc(h) for h in header) + " \\\\", "\\midrule"]
         lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in rows]
-        lines += ["\\bottomrule", "\\end{tabular}"] + [f"% {note}" for note in notes]
-        return "\n".join(lines) + "\n"
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        return "\n".join(lines) + "\n" + render_notes(notes, fmt)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n\n" + "\n\n".join(notes) + "\n"
+    return "\n".join(lines) + "\n\n" + render_notes(notes, fmt)
+
+
+def render_notes(notes, fmt):
+    """The notes under a table: CSV rows starting '# ', LaTeX comments, or markdown paragraphs."""
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows([f"# {note}"] for note in notes)
+        return buffer.getvalue()
+    if fmt == "latex":
+        return "".join(f"% {note}\n" for note in notes)
+    return "\n\n".join(notes) + "\n"
 
 
 def plot_curves(records, plot_dir, metric="fid"):
@@ -546,7 +562,7 @@ def plot_curves(records, plot_dir, metric="fid"):
     os.makedirs(plot_dir, exist_ok=True)
     scored = [r for r in records if r.get(metric) is not None]
     axes, key_of = grouping_axes(scored, start=lambda r: (r["dataset"], r["model"], r["step"]),
-                                 exclude=(MODEL_AXIS, ("run", "dataset")), row=lambda r: (r["dataset"], r["step"]))
+                                 exclude=(MODEL_AXIS, ("run", "dataset")), row=lambda r: (r["dataset"],))
     curves = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
     for r in scored:
         curves[r["dataset"]][key_of[id(r)]][r["model"]].append((r["step"], r[metric]))
@@ -619,7 +635,7 @@ def main(argv):
     text = function(records, FLAGS.format, FLAGS.metric)
     failed = unscored_failures(FLAGS.results, every)
     if failed:
-        text += _unscored_note(failed, FLAGS.format)
+        text += ("\n" if FLAGS.format == "markdown" else "") + render_notes([_unscored_note(failed)], FLAGS.format)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             f.write(text)

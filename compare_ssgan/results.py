@@ -18,7 +18,6 @@ import functools
 import json
 import math
 
-import gin
 import jsonschema
 from gin import config_parser
 
@@ -218,24 +217,38 @@ def _flatten(prefix, value):
         yield prefix, _hashable(value)
 
 
+class _ReferencesAsText(config_parser.ParserDelegate):
+    """Keeps `@scope/name()` and `%MACRO` as written: gin's own delegate resolves them against
+    the configurables registered in this process and drops scopes and macro names."""
+
+    def configurable_reference(self, scoped_name, evaluate):
+        return f"@{scoped_name}" + ("()" if evaluate else "")
+
+    def macro(self, name):
+        return f"%{name}"
+
+
 def _plain(value):
-    """A parsed gin value as plain JSON-able data; a reference reads '@name' or '@name()'."""
+    """A parsed gin value as JSON-able data in which only equal gin values are equal: True is
+    not 1 (Python says it is), 0 is 0.0."""
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    selector = getattr(value, "selector", None)
-    if isinstance(selector, str):
-        return f"@{selector}" + ("()" if getattr(value, "evaluate", False) else "")
-    return value
+    if isinstance(value, (str, int, float)) or value is None:
+        return value
+    return repr(value)  # bytes, complex: compared by their literal
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse_bindings(text):
-    """{binding name: comparable value} of gin binding statements (gin's own parser)."""
-    parser = config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True))
-    return {(f"{s.scope}/" if s.scope else "") + f"{s.selector}.{s.arg_name}": _hashable(_plain(s.value))
-            for s in parser if isinstance(s, config_parser.BindingStatement)}
+    """{binding name: comparable value} of gin binding statements (gin's own parser); a macro
+    definition `X = 5` is named X."""
+    parser = config_parser.ConfigParser(text, _ReferencesAsText())
+    return {(f"{s.scope}/" if s.scope else "") + s.selector + (f".{s.arg_name}" if s.arg_name else ""):
+            _hashable(_plain(s.value)) for s in parser if isinstance(s, config_parser.BindingStatement)}
 
 
 def gin_value(name, text):
@@ -274,6 +287,9 @@ def axes(record):
             result[("gin", name)] = gin_value(name, value)
     if "gin_files" in sweep:
         result[("gin", "files")] = _hashable(sweep["gin_files"])
+        # The files after the model's own (sweeps put it first, the preset last): the models of
+        # a row may differ in their gin file, never in these.
+        result[("gin", "presets")] = _hashable(sweep["gin_files"][1:])
     network = record.get("feature_network") or {}
     for name in PROTOCOL_FIELDS:
         if name == "feature_network":

@@ -1,6 +1,8 @@
 """The result record schema (compare_ssgan/results.py) and the tables that read it: grouping by
 every recorded axis, statistics across seeds, clear errors for bad or old records."""
+import csv
 import glob
+import io
 import json
 import os
 import re
@@ -99,6 +101,15 @@ def test_models_of_a_row_are_never_compared_across_a_protocol_or_training_differ
     shorter = [score("uncond", s, 30.0 + s, training_steps=50, step=50) for s in (0, 1)]
     robustness = make_tables.robustness_table(shorter + ssgan, "markdown")
     assert [_cells(r)[0] for r in _rows(robustness)] == ["50", "100"], robustness
+    # Trained at another preset (the gin files after the model's own): never compared either.
+    mini = [in_sweep(score("uncond", s, 30.0 + s), f"u{s}") for s in (0, 1)]
+    full = [in_sweep(score("ssgan", s, 20.0 + s), f"s{s}") for s in (0, 1)]
+    for r in mini:
+        r["sweep"]["gin_files"] = ["gin/cifar10/uncond.gin", "gin/presets/mini.gin"]
+    for r in full:
+        r["sweep"]["gin_files"] = ["gin/cifar10/ssgan.gin"]
+    assert [_cells(r)[:2] for r in _rows(make_tables.by_axes_table(mini + full, "markdown"))] == [
+        ['["gin/presets/mini.gin"]', "Uncond-GAN"], ["[]", "SS-GAN"]]
     # Within one model family the model's own settings may differ (that is the comparison).
     same = make_tables.by_axes_table([score("uncond", s, 30.0 + s) for s in (0, 1)] + ssgan, "markdown")
     assert [_cells(r)[0] for r in _rows(same)] == ["Uncond-GAN", "SS-GAN"]
@@ -117,8 +128,13 @@ def test_a_binding_a_run_was_not_given_takes_its_operative_value():
     rows = [_cells(r) for r in _rows(table)]
     assert [(r[0], r[2]) for r in rows] == [("float32", "2"), ("mixed_bfloat16", "1")], table
     assert "Grouped by: options.precision, model;" in table
-    assert results.gin_value("penalty.fn", "@no_penalty") == "@no_penalty"
-    assert results.gin_value("model.tasks", "[@RotationTask()]") == '["@RotationTask()"]'
+    # Equal only where gin values are equal: macros, scoped references and True keep their identity.
+    value = results.gin_value
+    assert value("penalty.fn", "@no_penalty") == "@no_penalty"
+    assert value("model.tasks", "[@RotationTask()]") == '["@RotationTask()"]'
+    assert value("a.b", "%LR_A") != value("a.b", "%LR_B") and value("p.fn", "@a/wgan_gp") != value("p.fn", "@b/wgan_gp")
+    assert value("a.b", "True") != value("a.b", "1") and value("a.b", "1") == value("a.b", "1.0")
+    assert value("X", "5") == 5 and value("a.b", "(unclosed") == "(unclosed"
     # Without an operative configuration the value is unknown: never merged with the others.
     records[0].pop("gin_config")
     rows = [_cells(r) for r in _rows(make_tables.by_axes_table(records, "markdown"))]
@@ -247,13 +263,19 @@ def test_runs_that_failed_before_any_score_are_named_under_the_table(tmp_path):
     for run_id, state in (("ssgan-0", "done"), ("ssgan-1", "failed"), ("ssgan-2", "failed"), ("ssgan-3", "running")):
         (tmp_path / "runs" / run_id).mkdir(parents=True)
         (tmp_path / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
-    # ssgan-1 failed on a retry after its scores were written: counted in its cell, not here.
-    assert make_tables.unscored_failures(str(tmp_path), records) == ["ssgan-2"]
-    assert make_tables.unscored_failures(str(tmp_path / "results.jsonl"), records) == ["ssgan-2"]
+    # ssgan-1 failed on a retry after its scores were gathered: counted in its cell, not here.
+    assert make_tables.unscored_failures(str(tmp_path), records) == {"before any score": ["ssgan-2"]}
+    write(tmp_path / "runs" / "ssgan-2" / "scores.jsonl", [score("ssgan", 2, 22.0)])  # not gathered yet
+    assert make_tables.unscored_failures(str(tmp_path / "results.jsonl"), records) == {"not gathered": ["ssgan-2"]}
+    (tmp_path / "runs" / "ssgan-2" / "scores.jsonl").unlink()
     result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}",
                              "--table=robustness"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "Failed before their first score, so in no cell: 1 run(s): ssgan-2" in result.stdout
+    assert "\n\nIn no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2." in result.stdout
+    result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}", "--format=csv"],
+                            cwd=REPO, capture_output=True, text=True)
+    last = list(csv.reader(io.StringIO(result.stdout)))[-1]  # one field, however many commas
+    assert last == ["# In no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2."]
 
 
 def test_probe_records_are_a_kind_of_their_own():
