@@ -141,12 +141,13 @@ def final_records(records):
 
 # -- grouping -------------------------------------------------------------------------------------
 
-# What a row's models may not differ in (the protocol, the grid's labels and bindings, the
-# optimisation and length of training): an axis of these splits rows, not only a model's runs, so
-# two models are never compared across it. The model's own settings (tasks, architecture, its gin
-# file) may differ between the models of a row.
+# What a row's models may not differ in (the protocol, the grid's labels and bindings, the preset
+# gin files, the optimisation and length of training): an axis of these splits rows, not only a
+# model's runs, so two models are never compared across it. The model's own settings (tasks,
+# architecture, its own gin file) may differ between the models of a row.
 ROW_RUN_FIELDS = ("dataset", "loss", "penalty", "lambda", "beta1", "beta2", "disc_iters", "g_lr", "d_lr",
                   "batch_size", "training_steps", "ema_decay")
+GIN_FILE_AXES = ("files", "presets")  # results.axes' ("gin", ...) axes that are not bindings
 
 
 def _splits_rows(name):
@@ -170,7 +171,7 @@ def grouping_axes(records, start=lambda r: (), exclude=(), all_labels=True, row=
     names = list(dict.fromkeys(k for axes in per_record for k in axes if k not in exclude))
     values = {}
     for name in names:
-        if name[0] == "gin" and name[1] != "files":
+        if name[0] == "gin" and name[1] not in GIN_FILE_AXES:  # a binding
             values[name] = [axes[name] if name in axes else results.operative_binding(r, name[1])
                             for r, axes in zip(records, per_record)]
             values[name] = [_MISSING if v is None else v for v in values[name]]
