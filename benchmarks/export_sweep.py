@@ -34,16 +34,7 @@ class StaleResults(Exception):
 
 
 def _finished_runs(sweep_dir):
-    runs = {}
-    for run in sorted(glob.glob(os.path.join(sweep_dir, "runs", "*"))):
-        try:
-            with open(os.path.join(run, sweep.STATUS_FILE)) as f:
-                state = json.load(f).get("state")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if state in KEPT_STATES:
-            runs[os.path.basename(run)] = (run, state)
-    return runs
+    return {run_id: item for run_id, item in sweep.run_states(sweep_dir).items() if item[1] in KEPT_STATES}
 
 
 def _check_gathered(runs, records):
@@ -55,8 +46,7 @@ def _check_gathered(runs, records):
     for run_id, (run, state) in runs.items():
         mine = [r for r in records if r["sweep"]["run_id"] == run_id]
         gathered = {score_key(r): {k: v for k, v in r.items() if k != "sweep"} for r in mine}
-        scores = os.path.join(run, SCORES_FILE)
-        latest = {score_key(r): r for r in results.read(scores)} if os.path.exists(scores) else {}
+        latest = sweep.latest_scores(run)
         if gathered != latest or any(r["sweep"].get("state") != state for r in mine):
             raise StaleResults(f"{sweep.RESULTS_FILE} is behind run {run_id} ({state}): its scores are not "
                                f"gathered yet. Wait for the running sweep, or re-run the sweep command that "

@@ -26,8 +26,6 @@ benchmarks/representation_table.py), and with --plot_dir Figure 8's probe-vs-ste
 representation_runs: one row per run and probed step, with the checkpoint's --metric beside.
 """
 import collections
-import glob
-import json
 import math
 import os
 import sys
@@ -112,17 +110,11 @@ def unscored_failures(path, records):
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     gathered = {(r.get("sweep") or {}).get("run_id") for r in records}
     failed = {"before any score": [], "not gathered": []}
-    for status_path in sorted(glob.glob(os.path.join(directory, "runs", "*", sweep.STATUS_FILE))):
-        run = os.path.dirname(status_path)
-        try:
-            with open(status_path) as f:
-                state = json.load(f).get("state")
-        except (OSError, ValueError):
-            continue
-        if state == "failed" and os.path.basename(run) not in gathered:
+    for run_id, (run, state) in sweep.run_states(directory).items():
+        if state == "failed" and run_id not in gathered:
             scores = os.path.join(run, results.SCORES_FILE)
             scored = os.path.exists(scores) and os.path.getsize(scores) > 0
-            failed["not gathered" if scored else "before any score"].append(os.path.basename(run))
+            failed["not gathered" if scored else "before any score"].append(run_id)
     return {why: ids for why, ids in failed.items() if ids}
 
 
@@ -302,16 +294,22 @@ def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
     return lines
 
 
+def _code_text(record):
+    from compare_ssgan.provenance import describe_short
+
+    return describe_short(record["code_version"]) if record.get("code_version") else _MISSING
+
+
+def _trained_on_text(record):
+    return "; ".join(record.get("training_environment") or []) or _MISSING
+
+
 def _provenance_notes(records):
     """Which code versions and training environments the counted runs mix, when they mix any:
     neither is an axis (a fix that does not change training must not split a table), but a
     reader must see that a row may average across them."""
-    from compare_ssgan.provenance import describe_short
-
     notes = []
-    for what, describe in (
-            ("Code versions", lambda r: describe_short(r["code_version"]) if r.get("code_version") else _MISSING),
-            ("Trained on", lambda r: "; ".join(r.get("training_environment") or []) or _MISSING)):
+    for what, describe in (("Code versions", _code_text), ("Trained on", _trained_on_text)):
         counts = collections.Counter(describe(r) for r in records)
         if len(counts) > 1:
             notes.append(f"{what} (not an axis: a row may average runs of several; --table=runs lists each "
@@ -481,8 +479,6 @@ def sample_quality_table(records, fmt, metric="fid"):
 @table("runs")
 def runs_table(records, fmt, metric="fid"):
     """One row per run (and protocol) at its last scored step."""
-    from compare_ssgan.provenance import describe_short
-
     everything = list(outcomes(records).values())
     axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,),
                                  row=lambda r: ())
@@ -502,8 +498,7 @@ def runs_table(records, fmt, metric="fid"):
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
             r["status"] if state == "final" else "failed: diverged" if state == "failed" and r["status"] == "diverged"
             else state,
-            describe_short(r["code_version"]) if r.get("code_version") else "—",
-            "; ".join(r.get("training_environment") or []) or _MISSING])
+            "—" if not r.get("code_version") else _code_text(r), _trained_on_text(r)])
     notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "

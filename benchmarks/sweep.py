@@ -17,6 +17,7 @@ python benchmarks/sweep.py --sweep=robustness --preset=mini --seeds=3,4 --out=sw
     --only=penalty=SN,beta1=0.5,beta2=0.999,disc_iters=1 --gin_param=...
 """
 import concurrent.futures
+import glob
 import json
 import os
 import sys
@@ -79,6 +80,27 @@ def _read_json(path):
 
 def read_status(out, spec):
     return _read_json(os.path.join(run_dir(out, spec), STATUS_FILE)) or {"state": "pending", "attempts": 0}
+
+
+def run_states(out):
+    """{run id: (run directory, state)} of every run under <out>/runs with a readable status
+    (a sweep's --out, or an export of it)."""
+    runs = {}
+    for run in sorted(glob.glob(os.path.join(out, "runs", "*"))):
+        status = _read_json(os.path.join(run, STATUS_FILE))
+        if status is not None:
+            runs[os.path.basename(run)] = (run, status.get("state"))
+    return runs
+
+
+def latest_scores(run):
+    """{evaluation: record} of a run directory's scores file: one record per step and protocol,
+    a re-evaluation winning (what gather_results writes into results.jsonl)."""
+    from compare_ssgan import results
+    from compare_ssgan.eval import scores as scores_file  # the scores file's identity
+
+    path = os.path.join(run, results.SCORES_FILE)
+    return {scores_file.score_key(r): r for r in results.read(path)} if os.path.exists(path) else {}
 
 
 def sweep_block(spec):
@@ -191,7 +213,6 @@ def gather_results(out, specs):
     Runs of `specs` and every other run under <out>/runs with a spec file (launched by another
     invocation on this --out, e.g. extra seeds for one row) are gathered: no run is dropped."""
     from compare_ssgan import results
-    from compare_ssgan.eval import scores as scores_file  # the scores file's identity
 
     blocks = {spec.run_id: sweep_block(spec) for spec in specs}
     runs_root = os.path.join(out, "runs")
@@ -204,10 +225,8 @@ def gather_results(out, specs):
                 continue  # not a run of this sweep, or launched before spec files existed
     lines = []
     for run_id, block in blocks.items():
-        latest = {}  # one record per evaluation (step x protocol); a re-evaluation wins
-        scores = os.path.join(runs_root, run_id, scores_file.SCORES_FILE)
-        for record in results.read(scores) if os.path.exists(scores) else []:
-            latest[scores_file.score_key(record)] = record
+        latest = latest_scores(os.path.join(runs_root, run_id))
+        scores = os.path.join(runs_root, run_id, results.SCORES_FILE)
         status = _read_json(os.path.join(runs_root, run_id, STATUS_FILE)) or {}
         for key in sorted(latest, key=str):
             record = dict(latest[key])
