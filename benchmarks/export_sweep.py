@@ -41,11 +41,9 @@ def _check_gathered(runs, records):
     """results.jsonl is gathered after a run's status is written: a live sweep can be between
     the two. Exporting then would ship a finished run whose results look unfinished, or miss a
     re-evaluation of a step (the gathered record must be the run's latest of each evaluation)."""
-    from compare_ssgan.eval.scores import score_key  # the gathering's identity (imports TensorFlow)
-
     for run_id, (run, state) in runs.items():
         mine = [r for r in records if r["sweep"]["run_id"] == run_id]
-        gathered = {score_key(r): {k: v for k, v in r.items() if k != "sweep"} for r in mine}
+        gathered = {results.score_key(r): {k: v for k, v in r.items() if k != "sweep"} for r in mine}
         latest = sweep.latest_scores(run)
         if gathered != latest or any(r["sweep"].get("state") != state for r in mine):
             raise StaleResults(f"{sweep.RESULTS_FILE} is behind run {run_id} ({state}): its scores are not "

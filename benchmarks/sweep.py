@@ -97,10 +97,9 @@ def latest_scores(run):
     """{evaluation: record} of a run directory's scores file: one record per step and protocol,
     a re-evaluation winning (what gather_results writes into results.jsonl)."""
     from compare_ssgan import results
-    from compare_ssgan.eval import scores as scores_file  # the scores file's identity
 
     path = os.path.join(run, results.SCORES_FILE)
-    return {scores_file.score_key(r): r for r in results.read(path)} if os.path.exists(path) else {}
+    return {results.score_key(r): r for r in results.read(path)} if os.path.exists(path) else {}
 
 
 def sweep_block(spec):

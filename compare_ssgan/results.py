@@ -201,6 +201,15 @@ def is_training_divergence(record):
     return record.get("origin") == "training"
 
 
+def score_key(record):
+    """What makes two score records scores of the same evaluation of the same checkpoint: the
+    scores file's "already scored?" identity, and the sweep's "latest record per evaluation"."""
+    network = record.get("feature_network") or {}
+    return (record.get("step"), network.get("name"), network.get("source"), record.get("num_samples"),
+            record.get("num_fake_sets"), record.get("real_split"), record.get("eval_seed"),
+            "checkpoint" if record.get("checkpoint") else "divergence")  # see Evaluator.record_divergence
+
+
 def _hashable(value):
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)

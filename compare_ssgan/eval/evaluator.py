@@ -35,7 +35,7 @@ from compare_ssgan.errors import UserError
 from compare_ssgan.eval import feature_networks, metrics
 from compare_ssgan.eval.options import evaluation_options
 from compare_ssgan.eval.real_cache import real_activations
-from compare_ssgan.eval.scores import append_score, json_safe, metric_labels, read_scores, score_key, summary_line
+from compare_ssgan.eval.scores import append_score, json_safe, metric_labels, read_scores, summary_line
 
 _COLLAPSE_TOLERANCE = 1e-6  # the largest per-pixel range over a whole fake set, in [-1, 1] units: identical
 # to float32 precision (a freshly initialised N(0, 0.02) generator at test widths already varies by ~5e-5)
@@ -204,10 +204,10 @@ class Evaluator:
                      record["real_split"], record["eval_seconds"])
 
     def scored_steps(self):
-        mine = score_key({"step": None, "checkpoint": "any", "feature_network": self.network.info.as_dict(),
-                          "num_samples": self.opts.num_samples, "num_fake_sets": self.opts.num_fake_sets,
-                          "real_split": self.real_split, "eval_seed": self.opts.eval_seed})[1:]
-        return {r["step"] for r in read_scores(self.model_dir) if score_key(r)[1:] == mine}
+        mine = results.score_key({"step": None, "checkpoint": "any", "feature_network": self.network.info.as_dict(),
+                                  "num_samples": self.opts.num_samples, "num_fake_sets": self.opts.num_fake_sets,
+                                  "real_split": self.real_split, "eval_seed": self.opts.eval_seed})[1:]
+        return {r["step"] for r in read_scores(self.model_dir) if results.score_key(r)[1:] == mine}
 
     def evaluate_pending(self):
         """Scores every committed checkpoint not yet in the scores file; returns the steps written."""

@@ -6,7 +6,7 @@ with O_APPEND (atomic with respect to other appenders on a local POSIX filesyste
 exclusive flock that also covers the "already scored?" check, so two evaluators of one run
 never write a step twice. A checkpoint counts as already scored when a line has the same step,
 feature network (name and weights), number of samples, number of fake sets, real split and
-eval seed (`score_key`); changing any of these (e.g. adding an Inception evaluation of a run
+eval seed (`results.score_key`); changing any of these (e.g. adding an Inception evaluation of a run
 scored offline) appends new lines. JSON has no NaN: undefined values are written as null.
 """
 import math
@@ -43,18 +43,10 @@ def read_scores(model_dir):
     return jsonl.read(path) if os.path.exists(path) else []
 
 
-def score_key(record):
-    """What makes two records scores of the same evaluation of the same checkpoint."""
-    network = record.get("feature_network") or {}
-    return (record.get("step"), network.get("name"), network.get("source"), record.get("num_samples"),
-            record.get("num_fake_sets"), record.get("real_split"), record.get("eval_seed"),
-            "checkpoint" if record.get("checkpoint") else "divergence")  # see Evaluator.record_divergence
-
-
 def append_score(model_dir, record):
     """Appends `record` as one line unless an equal-key record exists; returns True if written."""
     with disk.no_space_is_a_user_error(f"a score (step {record.get('step')})", model_dir):
-        written = jsonl.append_unique(os.path.join(model_dir, SCORES_FILE), json_safe(record), score_key)
+        written = jsonl.append_unique(os.path.join(model_dir, SCORES_FILE), json_safe(record), results.score_key)
     if not written:
         logging.info("step %s is already in %s; not writing it again.", record.get("step"), SCORES_FILE)
     return written
