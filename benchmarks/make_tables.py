@@ -549,7 +549,8 @@ def render_notes(notes, fmt):
 
 def plot_curves(records, plot_dir, metric="fid"):
     """One PNG per dataset: metric vs step, a panel per group (every varying axis except the
-    seed, model and dataset), a line per model (mean over seeds)."""
+    seed, model and dataset), a line per model (mean over its seeds at the steps every seed
+    reached, seed_stats.common_steps) over a thin line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -559,9 +560,9 @@ def plot_curves(records, plot_dir, metric="fid"):
     scored = [r for r in records if r.get(metric) is not None]
     axes, key_of = grouping_axes(scored, start=lambda r: (r["dataset"], r["model"], r["step"]),
                                  exclude=(MODEL_AXIS, ("run", "dataset")), row=lambda r: (r["dataset"],))
-    curves = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
-    for r in scored:
-        curves[r["dataset"]][key_of[id(r)]][r["model"]].append((r["step"], r[metric]))
+    curves = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
+    for r in scored:  # one record per run, step and protocol (the protocol is a grouping axis)
+        curves[r["dataset"]][key_of[id(r)]][r["model"]].setdefault(run_key(r), {})[r["step"]] = r[metric]
     paths = []
     label = _metric_label(scored, metric) if scored else metric
     for dataset, by_group in curves.items():
@@ -571,12 +572,13 @@ def plot_curves(records, plot_dir, metric="fid"):
         fig, panels = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
         for ax, key in zip(panels.flat, keys):
             for model in sorted(by_group[key], key=_model_order):
-                per_step = collections.defaultdict(list)
-                for step, value in by_group[key][model]:
-                    per_step[step].append(value)
-                steps = sorted(per_step)
-                ax.plot(steps, [sum(per_step[t]) / len(per_step[t]) for t in steps], marker="o",
-                        label=MODEL_NAMES.get(model, model))
+                runs = by_group[key][model]
+                per_step = seed_stats.common_steps(runs)
+                line, = ax.plot(list(per_step), [sum(v) / len(v) for v in per_step.values()], marker="o",
+                                label=f"{MODEL_NAMES.get(model, model)} (mean of {len(runs)})")
+                for values in runs.values():  # each seed, thin: also the steps not every seed reached
+                    ax.plot(sorted(values), [values[t] for t in sorted(values)], color=line.get_color(),
+                            alpha=0.3, linewidth=0.8)
             ax.set_title(", ".join(f"{_axis_title(a)}={_value_text(v)}" for a, v in zip(axes, key)) or dataset,
                          fontsize=8)
             ax.set_xlabel("generator step")
@@ -584,7 +586,7 @@ def plot_curves(records, plot_dir, metric="fid"):
             ax.legend(fontsize=8)
         for ax in list(panels.flat)[len(keys):]:
             ax.axis("off")
-        fig.suptitle(f"{dataset}: {label} vs step (mean over seeds)", fontsize=10)
+        fig.suptitle(f"{dataset}: {label} vs step (mean over seeds; thin: each seed)", fontsize=10)
         fig.tight_layout()
         path = os.path.join(plot_dir, f"{metric}_vs_step_{dataset}.png")
         fig.savefig(path, dpi=110)

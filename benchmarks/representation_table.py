@@ -217,21 +217,23 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2):
 
 
 def plot_curves(records, plot_dir, names, order):
-    """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model."""
+    """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model (mean ±
+    std over its seeds, at the steps every seed reached)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(list)))
-    for r in records:
-        series[r["block"]][r["model"]][r["step"]].append(r["test_top1"])
+    series = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
+    for r in records:  # a run: one seed of a model (one configuration per model, load_probes_by_file)
+        series[r["block"]][r["model"]].setdefault(r["seed"], {})[r["step"]] = r["test_top1"]
     blocks = sorted(series)
     fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.2), squeeze=False, sharey=True)
     for ax, block in zip(axes[0], blocks):
         for model in sorted(series[block], key=lambda m: order.index(m) if m in order else len(order)):
-            steps = sorted(series[block][model])
-            stats = [_mean_std(series[block][model][s]) for s in steps]
+            per_step = seed_stats.common_steps(series[block][model])  # the steps every seed reached
+            steps = list(per_step)
+            stats = [_mean_std(values) for values in per_step.values()]
             means = [m for m, _ in stats]
             stds = [s or 0.0 for _, s in stats]
             ax.plot(steps, means, marker="o", label=names.get(model, model))

@@ -44,6 +44,13 @@ def summarize(values, lower_is_better=True):
     return Summary(len(values), float(values.mean()), std, best)
 
 
+def common_steps(runs):
+    """{run: {step: value}} -> {step: [each run's value]} at the steps every run reached: a curve
+    averaging whichever seeds reached a step would jump where an unfinished or diverged seed stops."""
+    steps = set.intersection(*(set(values) for values in runs.values())) if runs else set()
+    return {step: [values[step] for values in runs.values()] for step in sorted(steps)}
+
+
 def _finite(value):
     value = float(value)
     return value if math.isfinite(value) else None

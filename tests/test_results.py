@@ -174,6 +174,20 @@ def test_collapsed_and_diverged_runs_are_counted_not_dropped():
     assert "| 2 collapsed |" in generic and "| 2 diverged |" in generic
 
 
+def test_curves_average_only_the_steps_every_seed_reached(tmp_path):
+    finished = [score("ssgan", seed, fid, step=step) for seed, base in ((0, 40.0), (1, 60.0))
+                for step, fid in ((50, base), (100, base - 20))]
+    unfinished = [score("ssgan", 2, 90.0, step=50)]  # still training: no score at step 100 yet
+    by_run = {}
+    for r in finished + unfinished:
+        by_run.setdefault(make_tables.run_key(r), {})[r["step"]] = r["fid"]
+    assert seed_stats.common_steps(by_run) == {50: [40.0, 60.0, 90.0]}
+    del by_run[make_tables.run_key(unfinished[0])]
+    assert seed_stats.common_steps(by_run) == {50: [40.0, 60.0], 100: [20.0, 40.0]}
+    [path] = make_tables.plot_curves(finished + unfinished, str(tmp_path))
+    assert path.endswith("fid_vs_step_cifar10.png") and os.path.getsize(path) > 0
+
+
 def test_a_collapsed_run_without_a_value_and_an_unfinished_diverged_checkpoint_are_labelled_as_such():
     records = [score("ssgan", 0, 20.0), score("ssgan", 1, None, status="collapsed"),
                score("ssgan", 2, None, step=50)]  # a diverged checkpoint at step 50 of 100: training goes on
