@@ -243,15 +243,16 @@ class Cell:
 
 
 def cells(records, metric, key):
-    """{key(record): {model: Cell}} over finished (or finally failed) runs; the unfinished count."""
+    """{key(record): {model: Cell}} over finished (or finally failed) runs; how many runs are
+    unfinished under some protocol (a run scored by two protocols counts once)."""
     table = collections.defaultdict(dict)
-    unfinished = 0
-    for state, record in outcomes(records).values():
+    unfinished = set()
+    for (run, _), (state, record) in outcomes(records).items():
         if state == "unfinished":
-            unfinished += 1
+            unfinished.add(run)
             continue
         table[key(record)].setdefault(record["model"], Cell(metric)).add(state, record)
-    return table, unfinished
+    return table, len(unfinished)
 
 
 def _mean_text(summary, digits):
@@ -290,7 +291,7 @@ def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
         lines.append(f"Grouped by: {', '.join(grouped_by) or 'nothing (one configuration)'}; runs that "
                      f"differ only in their seed are averaged.")
     if unfinished:
-        lines.append(f"{unfinished} run(s) not finished yet are left out.")
+        lines.append(f"{unfinished} run(s) not finished yet (no score at their last step) are left out.")
     return lines
 
 

@@ -168,10 +168,12 @@ def test_collapsed_and_diverged_runs_are_counted_not_dropped():
     cells = row.split(" | ")
     assert cells[5] == "90.00 ± 60.83 (2 collapsed)" and cells[6:8] == ["20.00", "3"]
     assert cells[8] == "**21.00 ± 1.41 (2 diverged)**" and cells[9:11] == ["20.00", "2"]
-    assert "1 run(s) not finished yet are left out." in table
+    assert "1 run(s) not finished yet (no score at their last step) are left out." in table
     assert "Runs counted: 5 with a value, of which 2 collapsed; without a value: 2 diverged." in table
     generic = make_tables.by_axes_table(records, "markdown")
     assert "| 2 collapsed |" in generic and "| 2 diverged |" in generic
+    twice = records + [run("ssgan", 4, 25.0, step=50, num_samples=500)]  # scored by a second protocol too
+    assert "1 run(s) not finished yet (no score" in make_tables.by_axes_table(twice, "markdown")
 
 
 def test_curves_average_only_the_steps_every_seed_reached(tmp_path):

@@ -243,7 +243,7 @@ def test_tables_leave_out_unfinished_runs_flag_failed_ones_and_refuse_mixed_prot
     row = next(line for line in table.splitlines() if line.startswith("| SN"))
     assert "| 30.00 |" in row  # the unfinished seed's early FID is not averaged in
     assert "20.00 (1 failed)" in row
-    assert "1 run(s) not finished yet are left out." in table
+    assert "1 run(s) not finished yet (no score at their last step) are left out." in table
     inception = dict(_record("ssgan", 2, 15.0), feature_network={"name": "inception"})
     with pytest.raises(ValueError, match="mix evaluation protocols"):
         make_tables.select(records + [inception])
