@@ -36,11 +36,14 @@ def read_scalars(run_dir):
 
 
 def run_name(run_dir):
+    """A sweep's run by its model, seed and the grid's labels (runs of several settings share a
+    model and seed); any other run by its directory."""
     spec = os.path.join(run_dir, "sweep_spec.json")
     if os.path.exists(spec):
         with open(spec) as f:
             block = json.load(f)
-        return f"{block['model']} (seed {block['seed']})"
+        labels = "".join(f", {axis}={value}" for axis, value in block.get("labels", {}).items() if value is not None)
+        return f"{block['model']} (seed {block['seed']}{labels})"
     return os.path.basename(os.path.normpath(run_dir))
 
 
@@ -66,7 +69,7 @@ def main(argv):
         sys.exit(2)
     print(f"| run | metric | mean of last {FLAGS.last} logs | last step | last value |")
     print("|---|---|---|---|---|")
-    for run in runs:
+    for run in sorted(runs, key=run_name):
         rows = summarize(run, FLAGS.metrics, FLAGS.last)
         for metric, mean, count, step, value in rows:
             print(f"| {run_name(run)} | {metric} | {mean:.3f} ({count}) | {step} | {value:.3f} |")

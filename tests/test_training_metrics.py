@@ -1,4 +1,5 @@
 """benchmarks/training_metrics.py reads the scalars a run logged and averages the last ones."""
+import json
 import os
 import sys
 import time
@@ -27,3 +28,10 @@ def test_last_logged_values_are_averaged_per_metric(tmp_path):
     assert (metric, count, step) == ("lt_accuracy", 2, 300)
     assert abs(last - 0.7) < 1e-6
     assert abs(mean - (0.9 + 0.7) / 2) < 1e-6
+
+
+def test_a_sweeps_runs_are_named_by_their_grid_labels(tmp_path):
+    spec = {"model": "ssgan", "seed": 1, "labels": {"penalty": "SN", "lambda": None, "beta1": 0.5}}
+    (tmp_path / "sweep_spec.json").write_text(json.dumps(spec))
+    assert training_metrics.run_name(str(tmp_path)) == "ssgan (seed 1, penalty=SN, beta1=0.5)"
+    assert training_metrics.run_name(str(tmp_path / "plain")) == "plain"
