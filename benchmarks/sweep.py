@@ -293,7 +293,15 @@ def run_sweep(specs, out, executor, retries, log=_print):
         if not counted:
             with progress.lock:
                 progress.queued += 1
+        def on_end(_):  # in the thread that ran it, before its slot starts the next run: never
+            with progress.lock:  # more "running" than slots
+                if attempts["started"]:
+                    progress.running -= 1
+                else:  # the executor failed before the run started
+                    progress.queued -= 1
+
         future = executor.submit(args, grids.REPO, os.path.join(model_dir, "log.txt"), on_start)
+        future.add_done_callback(on_end)
         futures[future] = (spec, attempt_in_invocation, attempts, args)
 
     for spec in pending:
@@ -302,11 +310,6 @@ def run_sweep(specs, out, executor, retries, log=_print):
         finished, _ = concurrent.futures.wait(list(futures), return_when=concurrent.futures.FIRST_COMPLETED)
         for future in finished:
             spec, tries, attempts, args = futures.pop(future)
-            with progress.lock:
-                if attempts["started"]:
-                    progress.running -= 1
-                else:  # the executor failed before the run started
-                    progress.queued -= 1
             try:
                 code, seconds = future.result()
             except Exception as e:  # an executor failure counts as a failed attempt

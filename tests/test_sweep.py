@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -143,7 +144,19 @@ def test_progress_counts_pending_runs_as_queued_until_they_start_or_fail(tmp_pat
     assert lines[0].startswith("[sweep] 1/3 done (1 earlier), 0 running, 2 queued, 0 failed")
     # The executor lost run 2 before it started: it leaves the queue as failed, never "running".
     assert all(" -1 " not in line for line in lines), lines
+    # A run's slot starts the next run as soon as it ends: never more running than slots.
     assert lines[-1].startswith("[sweep] 2/3 done (1 earlier), 0 running, 0 queued, 1 failed"), lines
+
+
+def test_progress_never_counts_more_runs_running_than_slots(tmp_path):
+    # A pool's freed slot starts the next run at once, in its own thread: the run that ended must
+    # leave "running" before the next one enters it (a 2-worker sweep once printed "3 running").
+    specs = grids.build(_grid_file(tmp_path, ["uncond", "ssgan", "rot_only"]), ["cifar10"], [0, 1], "smoke")
+    lines = []
+    assert sweep.run_sweep(specs, str(tmp_path / "sweep"), _InstantExecutor(broken="no run"), retries=0,
+                           log=lines.append) == 0
+    running = [int(re.search(r"(\d+) running", line).group(1)) for line in lines]
+    assert len(running) == 1 + 2 * len(specs) and max(running) == 1, lines
 
 
 def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
