@@ -180,7 +180,8 @@ class LocalExecutor:
         return self.pool.submit(start_then_execute)
 
     def shutdown(self):
-        self.pool.shutdown(wait=True)
+        """Waits for the runs in progress; queued ones never start (the sweep stops on an error)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:

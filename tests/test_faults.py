@@ -15,7 +15,7 @@ import gin
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import checkpoints, config_contract, datasets, jsonl, main, training
+from compare_ssgan import checkpoints, config_contract, datasets, jsonl, main, results, training
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import real_cache, schedules, scores
 from run_helpers import CIFAR10_TAR, REPO, assert_same_weights, run_cli, smoke_args
@@ -299,6 +299,9 @@ def test_eval_after_train_records_a_damaged_checkpoint_and_scores_the_rest(
     damaged, ok = scores.read_scores(model_dir)
     assert (damaged["step"], damaged["status"], damaged["checkpoint"]) == (2, "damaged", "ckpt-2")
     assert damaged["fid"] is None and damaged["reason"]
+    # Written in the record schema, like every score (not left to the reader's migration).
+    assert (damaged["schema_version"], damaged["kind"], damaged["origin"]) == (results.SCHEMA_VERSION, "score",
+                                                                              "checkpoint")
     assert (ok["step"], ok["status"]) == (4, "ok") and ok["fid"] > 0
     assert _files(ckpt_dir) == before  # the evaluator moves nothing
 

@@ -159,6 +159,18 @@ def test_progress_never_counts_more_runs_running_than_slots(tmp_path):
     assert len(running) == 1 + 2 * len(specs) and max(running) == 1, lines
 
 
+def test_a_stopped_sweep_waits_for_its_runs_in_progress_and_starts_no_queued_one(tmp_path):
+    executor, started = sweep.LocalExecutor(workers=1), []
+    run = [sys.executable, "-c", "import time; time.sleep(1)"]
+    futures = [executor.submit(run, str(tmp_path), str(tmp_path / f"log{i}.txt"), lambda i=i: started.append(i))
+               for i in range(3)]
+    while not started:
+        time.sleep(0.01)
+    executor.shutdown()  # what main() does when the sweep stops on an error
+    assert started == [0] and futures[0].result()[0] == 0
+    assert all(f.cancelled() for f in futures[1:])
+
+
 def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     sweep_dir, to = tmp_path / "sweep", tmp_path / "to"
 

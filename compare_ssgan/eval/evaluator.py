@@ -167,11 +167,16 @@ class Evaluator:
         """The record of a checkpoint whose files cannot be read: null metrics, the reason;
         scoring goes on with the other checkpoints (the files are left where they are)."""
         logging.warning("Checkpoint %s is damaged (%s): recording it as such and going on.", path, reason)
-        record = {"step": checkpoints.step_of(path), "checkpoint": os.path.basename(path),
-                  "status": "damaged", "reason": reason}
+        return self._unscored("checkpoint", checkpoints.step_of(path), os.path.basename(path), "damaged", reason,
+                              round(time.time() - start, 2))
+
+    def _unscored(self, origin, step, checkpoint, status, reason, seconds):
+        """A validated record with null metrics and the reason (a damaged checkpoint, a divergence)."""
+        record = {**results.score_header(origin, step, checkpoint, status), "reason": reason}
         for name in ("fid", "kid", "inception_score"):
             record[name] = record[f"{name}_std"] = None
-        record.update(self._context(), per_set=[], eval_seconds=round(time.time() - start, 2))
+        record.update(self._context(), per_set=[], eval_seconds=seconds)
+        results.validate(json_safe(record), f"the {status} record of {checkpoint or self.model_dir}")
         return record
 
     def _context(self):
@@ -191,12 +196,7 @@ class Evaluator:
     def record_divergence(self, error):
         """Appends a 'diverged' record (null metrics) at the step where training hit a non-finite
         loss, so tables count the run as diverged even if it died before its first checkpoint."""
-        record = {**results.score_header("training", error.step, None, "diverged"), "reason": str(error)}
-        for name in ("fid", "kid", "inception_score"):
-            record[name] = record[f"{name}_std"] = None
-        record.update(self._context(), per_set=[], eval_seconds=0.0)
-        results.validate(json_safe(record), f"the divergence record of {self.model_dir}")
-        append_score(self.model_dir, record)
+        append_score(self.model_dir, self._unscored("training", error.step, None, "diverged", str(error), 0.0))
 
     def _log(self, record):
         logging.info("step %d | %s | %d set(s) x %d samples vs %s split | %.1fs", record["step"],
