@@ -294,6 +294,7 @@ def run_sweep(specs, out, executor, retries, log=_print):
         if not counted:
             with progress.lock:
                 progress.queued += 1
+
         def on_end(_):  # in the thread that ran it, before its slot starts the next run: never
             with progress.lock:  # more "running" than slots
                 if attempts["started"]:
