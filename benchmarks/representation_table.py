@@ -16,13 +16,15 @@ means, its bootstrap interval, Welch and Mann-Whitney p (benchmarks/seed_stats.p
 robustness table).
 A table never mixes probe settings, datasets or training configurations: the seeds of a model
 must share its whole configuration, and the models their training hyperparameters (the error
-names what differs; pick a subset with --results).
+names what differs; pick a subset with --results). Sweep runs without probe records (failed, not
+finished, or not probed) are named under the table, never left out silently.
 """
 import collections
 import json
 import os
 
 import seed_stats
+import sweep
 from compare_ssgan import results
 
 
@@ -86,6 +88,26 @@ def _check_one_configuration(records, path):
                          f"the table compares models at one training setup; point --results at such runs")
 
 
+_UNPROBED_TEXTS = {"failed": "failed (see each run's log)", "done": "finished, not probed (run --schedule=probe)"}
+
+
+def unprobed_note(path):
+    """Sweep runs under `path` (a sweep directory or its export) without probe records: no cell
+    can hold them, so the table names them rather than leaving them out silently."""
+    if not os.path.isdir(path):
+        return None
+    missing = collections.defaultdict(list)
+    for run_id, (run, state) in sweep.run_states(path).items():
+        probes = os.path.join(run, results.PROBES_FILE)
+        if not (os.path.exists(probes) and os.path.getsize(probes) > 0):
+            missing[state].append(run_id)
+    if not missing:
+        return None
+    return "In no cell (no probes.jsonl): " + "; ".join(
+        f"{len(ids)} run(s) {_UNPROBED_TEXTS.get(state, f'not finished (state {state})')}: {', '.join(ids)}"
+        for state, ids in sorted(missing.items(), key=lambda item: str(item[0]))) + "."
+
+
 def _mean_std(values):
     summary = seed_stats.summarize(values, lower_is_better=False)
     return summary.mean, summary.std
@@ -125,7 +147,7 @@ def _cell_text(values, fmt, bold=False):
     return text.replace("±", "$\\pm$") if fmt == "latex" else text
 
 
-def table(records, fmt, render, names, order):
+def table(records, fmt, render, names, order, extra_notes=()):
     cells, steps = final_cells(records)
     models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
     blocks = sorted({b for c in cells.values() for b in c if b != ROTATION})
@@ -170,11 +192,12 @@ def table(records, fmt, render, names, order):
     unconverged = sum(not x.get("converged", True) for x in records)
     if unconverged:
         notes.append(f"{unconverged} probe fit(s) stopped at max_iter before converging.")
+    notes += extra_notes
     return render(["Model"] + [f"Block {b}" for b in blocks] + (["D rotation acc."] if rotation else []),
                   rows, notes, fmt)
 
 
-def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2):
+def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra_notes=()):
     """One row per run and probed step: test top-1 per block, D's rotation accuracy, and the
     run's `metric` at that checkpoint (its scores.jsonl beside probes.jsonl): the per-seed values
     behind the table, and how the representation moves with sample quality."""
@@ -212,6 +235,7 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2):
         [(network, samples)] = protocols
         notes.append(f"Feature network: {network}; {samples} generated samples per set."
                      + ("" if network == "inception" else " Not Inception: not comparable to the papers' numbers."))
+    notes += extra_notes
     return render(["Model", "Seed", "Step"] + [f"Block {b}" for b in blocks] + ["D rotation acc.", label],
                   [row for _, row in sorted(rows)], notes, fmt)
 
@@ -259,8 +283,9 @@ def main(path, fmt, output, plot_dir, render, names, order, per_run=False, metri
     by_file = load_probes_by_file(path)
     records = [r for group in by_file.values() for r in group]
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
-    text = (runs_table(by_file, fmt, render, names, order, metric, digits) if per_run
-            else table(records, fmt, render, names, order))
+    extra_notes = [note for note in [unprobed_note(path)] if note]
+    text = (runs_table(by_file, fmt, render, names, order, metric, digits, extra_notes) if per_run
+            else table(records, fmt, render, names, order, extra_notes))
     if output:
         with open(output, "w") as f:
             f.write(text)

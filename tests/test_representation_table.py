@@ -149,3 +149,24 @@ def test_per_run_table_puts_each_checkpoints_score_beside_its_probes(tmp_path):
                          [result_records.score("uncond", 0, step=1000, training_steps=1000, num_samples=500)])
     mixed = _make_tables(f"--results={root}", table="representation_runs")
     assert mixed.returncode == 2 and "2 protocols" in mixed.stderr, mixed.stderr
+
+
+def test_sweep_runs_without_probes_are_named_under_the_table(tmp_path):
+    """A failed or unfinished sweep run has no probes.jsonl, so no cell: the table names it."""
+    root = str(tmp_path / "sweep")
+    os.makedirs(root)
+    _write_run(root, "uncond", 0, {1000: [0.3, 0.4]})
+    _write_run(root, "ssgan", 0, {1000: [0.5, 0.4]})
+    for run_id, state in (("cifar10-ssgan-s1-aaaa", "failed"), ("cifar10-ssgan-s2-bbbb", "running"),
+                          ("cifar10-uncond-s1-cccc", "done")):
+        os.makedirs(os.path.join(root, "runs", run_id))
+        with open(os.path.join(root, "runs", run_id, "sweep_status.json"), "w") as f:
+            json.dump({"state": state, "attempts": 1}, f)
+    for table in ("representation", "representation_runs"):
+        result = _make_tables(f"--results={root}", table=table)
+        assert result.returncode == 0, result.stderr
+        note = next(line for line in result.stdout.splitlines() if line.startswith("In no cell"))
+        assert "1 run(s) failed (see each run's log): cifar10-ssgan-s1-aaaa" in note
+        assert "1 run(s) not finished (state running): cifar10-ssgan-s2-bbbb" in note
+        assert "1 run(s) finished, not probed (run --schedule=probe): cifar10-uncond-s1-cccc" in note
+    assert "In no cell" not in _make_tables(f"--results={root}/runs/uncond-s0-0/probes.jsonl").stdout
