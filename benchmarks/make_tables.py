@@ -612,7 +612,8 @@ def main(argv):
                 raise ValueError(f"--metric={FLAGS.metric}: the per-run representation table shows a "
                                  f"score metric ({', '.join(_metrics_of('score'))}) beside the probes")
             representation_table.main(FLAGS.results, FLAGS.format, FLAGS.output, FLAGS.plot_dir, render,
-                                      MODEL_NAMES, MODEL_ORDER, per_run=FLAGS.table == "representation_runs",
+                                      render_notes, MODEL_NAMES, MODEL_ORDER,
+                                      per_run=FLAGS.table == "representation_runs",
                                       metric=FLAGS.metric, digits=_digits(FLAGS.metric))
         except (FileNotFoundError, ValueError, results.RecordError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -14,9 +14,10 @@ column: D's rotation accuracy on the probe's test images (all four rotations; ch
 A last row tests the paper's claim per block, SS-GAN against Uncond-GAN: the difference of the
 means, its bootstrap interval, Welch and Mann-Whitney p (benchmarks/seed_stats.py, as the
 robustness table).
-A table never mixes probe settings, datasets or training configurations: the seeds of a model
-must share its whole configuration, and the models their training hyperparameters (the error
-names what differs; pick a subset with --results). Sweep runs without probe records (failed, not
+A table never mixes probe settings, datasets or training configurations: runs that differ in
+any of them (the training setup every model shares, SHARED_FIELDS) get a table and a plot each,
+headed by what differs (configurations); seeds of one model that differ in what makes the model
+are refused, the error naming what differs. Sweep runs without probe records (failed, not
 finished, or not probed) are named under the table, never left out silently.
 """
 import collections
@@ -30,20 +31,15 @@ from compare_ssgan import results
 
 def load_probes_by_file(path):
     """{probes.jsonl path: its probe records} for every probes.jsonl under `path` (a directory,
-    or one file), checked to hold one probe setting and one configuration per model."""
+    or one file), checked to hold one configuration per model within each table (configurations)."""
     files = [path] if os.path.isfile(path) else sorted(
         os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == results.PROBES_FILE)
     if not files:
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
     # Validated and migrated by the record schema; errors name file and line.
     by_file = {name: [r for r in results.read(name) if r["kind"] == "probe"] for name in files}
-    records = [r for group in by_file.values() for r in group]
-    settings = {json.dumps([r.get("dataset"), r.get("probe"), r.get("num_train"), r.get("num_test")],
-                           sort_keys=True) for r in records}
-    if len(settings) > 1:
-        raise ValueError(f"the probes under {path} mix datasets or probe settings ({len(settings)} kinds): "
-                         f"point --results at runs probed alike")
-    _check_one_configuration(records, path)
+    for _, group in configurations([r for records in by_file.values() for r in records]):
+        _check_one_configuration(group, path)
     return by_file
 
 
@@ -68,24 +64,58 @@ def _shared_value(record, field):
     return record.get(field)
 
 
-def _check_one_configuration(records, path):
-    """Seeds of one model must be one configuration, and all models share SHARED_FIELDS:
-    otherwise a cell would average (or a row compare) different training setups."""
-    def differing(group, fields):
-        return sorted(f for f in fields if len({json.dumps(_shared_value(r, f), sort_keys=True) for r in group}) > 1)
+def _flat(name, value):
+    if isinstance(value, dict):
+        return [item for key in sorted(value) for item in _flat(f"{name}.{key}", value[key])]
+    if isinstance(value, list):
+        value = tuple(json.dumps(x, sort_keys=True) if isinstance(x, (dict, list)) else x for x in value)
+    return [(name, value)]
 
+
+def table_fields(record):
+    """What one table holds fixed ({name: value}, dicts flattened, e.g. 'network size.width'):
+    the dataset, the probe setting and the training setup every model of Table 3 shares."""
+    fields = [(name, record.get(name)) for name in ("train_split", "num_train", "test_split", "num_test")]
+    fields += _flat("probe", record.get("probe") or {})
+    fields += [item for field in SHARED_FIELDS for item in _flat(field, _shared_value(record, field))]
+    return dict(fields)
+
+
+def configurations(records):
+    """[({field: value} that tells this table from the others, its records)]: one table per
+    dataset, probe setting and shared training setup (SHARED_FIELDS), so a cell never averages
+    and a row never compares across them; a single ({}, records) when they all agree."""
+    per_record = [table_fields(r) for r in records]
+    names = list(dict.fromkeys(name for fields in per_record for name in fields))
+    varying = [n for n in names if len({json.dumps(f.get(n), sort_keys=True, default=str) for f in per_record}) > 1]
+    groups = collections.defaultdict(list)
+    for record, fields in zip(records, per_record):
+        groups[tuple(fields.get(n) for n in varying)].append(record)
+    return [(dict(zip(varying, key)), groups[key]) for key in sorted(groups, key=lambda k: [str(v) for v in k])]
+
+
+def configuration_text(fields):
+    return ", ".join(f"{name} = {_value_text(value)}" for name, value in fields.items())
+
+
+def _value_text(value):
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(_value_text, value)) + "]"
+    return "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _check_one_configuration(records, path):
+    """Seeds of one model in one table must be one configuration (the table's shared fields
+    already agree; this catches e.g. two task weights under one model name)."""
     by_model = collections.defaultdict(list)
     for r in records:
         by_model[r["model"]].append(r)
     for model, group in by_model.items():
-        fields = differing(group, results.RUN_FIELDS)
+        fields = sorted(f for f in results.RUN_FIELDS
+                        if len({json.dumps(r.get(f), sort_keys=True) for r in group}) > 1)
         if fields:
             raise ValueError(f"the {model} runs under {path} differ in {', '.join(fields)}: a cell would "
                              f"average different configurations; point --results at one configuration per model")
-    fields = differing(records, SHARED_FIELDS)
-    if fields:
-        raise ValueError(f"the models under {path} were trained with different {', '.join(fields)}: "
-                         f"the table compares models at one training setup; point --results at such runs")
 
 
 _UNPROBED_TEXTS = {"failed": "failed (see each run's log)", "done": "finished, not probed (run --schedule=probe)"}
@@ -200,8 +230,12 @@ def table(records, fmt, render, names, order, extra_notes=()):
 def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra_notes=()):
     """One row per run and probed step: test top-1 per block, D's rotation accuracy, and the
     run's `metric` at that checkpoint (its scores.jsonl beside probes.jsonl): the per-seed values
-    behind the table, and how the representation moves with sample quality."""
+    behind the table, and how the representation moves with sample quality. Runs of different
+    configurations (see configurations) get a column per field that differs."""
     blocks = sorted({r["block"] for group in by_file.values() for r in group})
+    parts = configurations([r for group in by_file.values() for r in group])
+    varying = list(parts[0][0]) if parts else []
+    configuration_of = {id(r): tuple(fields.values()) for fields, group in parts for r in group}
     rows, scored = [], []
     for name, probes in by_file.items():
         if not probes:
@@ -214,14 +248,18 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra
                 scored.append(r)
         model, seed = probes[0]["model"], probes[0].get("seed", "?")
         rank = order.index(model) if model in order else len(order)
-        for step in sorted({r["step"] for r in probes}):
-            at = {r["block"]: r for r in probes if r["step"] == step}
-            rotation = next((r["d_rotation_accuracy"] for r in at.values()
-                             if r.get("d_rotation_accuracy") is not None), None)
-            rows.append(((rank, model, str(seed), step), [names.get(model, model), str(seed), str(step)]
-                         + [f"{at[b]['test_top1']:.3f}" if b in at else "—" for b in blocks]
-                         + ["—" if rotation is None else f"{rotation:.3f}",
-                            "—" if step not in scores else f"{scores[step]:.{digits}f}"]))
+        for configuration in {configuration_of[id(r)] for r in probes}:
+            probed = [r for r in probes if configuration_of[id(r)] == configuration]
+            for step in sorted({r["step"] for r in probed}):
+                at = {r["block"]: r for r in probed if r["step"] == step}
+                rotation = next((r["d_rotation_accuracy"] for r in at.values()
+                                 if r.get("d_rotation_accuracy") is not None), None)
+                rows.append(([str(v) for v in configuration] + [rank, model, str(seed), step],
+                             [_value_text(v) for v in configuration]
+                             + [names.get(model, model), str(seed), str(step)]
+                             + [f"{at[b]['test_top1']:.3f}" if b in at else "—" for b in blocks]
+                             + ["—" if rotation is None else f"{rotation:.3f}",
+                                "—" if step not in scores else f"{scores[step]:.{digits}f}"]))
     protocols = sorted({((r.get("feature_network") or {}).get("name") or "?", r.get("num_samples")) for r in scored},
                        key=str)
     if len(protocols) > 1:  # one column never mixes feature networks or sample counts
@@ -236,20 +274,21 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra
         notes.append(f"Feature network: {network}; {samples} generated samples per set."
                      + ("" if network == "inception" else " Not Inception: not comparable to the papers' numbers."))
     notes += extra_notes
-    return render(["Model", "Seed", "Step"] + [f"Block {b}" for b in blocks] + ["D rotation acc.", label],
+    return render(varying + ["Model", "Seed", "Step"] + [f"Block {b}" for b in blocks] + ["D rotation acc.", label],
                   [row for _, row in sorted(rows)], notes, fmt)
 
 
-def plot_curves(records, plot_dir, names, order):
+def plot_curves(records, plot_dir, names, order, number=None, title=None):
     """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model (mean ±
-    std over its seeds, at the steps every seed reached)."""
+    std over its seeds, at the steps every seed reached). One configuration (see configurations):
+    its `number` and `title` when there are several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     series = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
-    for r in records:  # a run: one seed of a model (one configuration per model, load_probes_by_file)
+    for r in records:  # a run: one seed of a model (one configuration per model, _check_one_configuration)
         series[r["block"]][r["model"]].setdefault(r["seed"], {})[r["step"]] = r["test_top1"]
     blocks = sorted(series)
     fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.2), squeeze=False, sharey=True)
@@ -267,29 +306,47 @@ def plot_curves(records, plot_dir, names, order):
         ax.set_xlabel("GAN generator step")
     axes[0, 0].set_ylabel(f"probe test top-1 ({records[0]['dataset']})")
     axes[0, -1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     os.makedirs(plot_dir, exist_ok=True)
-    path = os.path.join(plot_dir, f"probe_vs_step_{records[0]['dataset']}.png")
+    suffix = "" if number is None else f"_{number}"
+    path = os.path.join(plot_dir, f"probe_vs_step_{records[0]['dataset']}{suffix}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def main(path, fmt, output, plot_dir, render, names, order, per_run=False, metric="fid", digits=2):
+def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_run=False, metric="fid",
+         digits=2):
     """make_tables.py --table=representation (or representation_runs, `per_run`, with `metric`
-    printed to `digits` decimals): the table to `output` (or stdout), the curves to `plot_dir`."""
+    printed to `digits` decimals): the table to `output` (or stdout), the curves to `plot_dir`.
+    Runs of several configurations (see configurations) get a table and a plot each."""
     import sys
 
     by_file = load_probes_by_file(path)
     records = [r for group in by_file.values() for r in group]
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
     extra_notes = [note for note in [unprobed_note(path)] if note]
-    text = (runs_table(by_file, fmt, render, names, order, metric, digits, extra_notes) if per_run
-            else table(records, fmt, render, names, order, extra_notes))
+    parts = configurations(records)
+    if per_run:
+        text = runs_table(by_file, fmt, render, names, order, metric, digits, extra_notes)
+    elif len(parts) == 1:
+        text = table(records, fmt, render, names, order, extra_notes)
+    else:  # a table each, headed by what sets it apart; the notes about every run once, at the end
+        text = "".join(
+            render_notes([f"Configuration {i} of {len(parts)}: {configuration_text(fields)}"], fmt)
+            + ("\n" if fmt == "markdown" else "") + table(group, fmt, render, names, order)
+            + ("\n" if fmt == "markdown" else "") for i, (fields, group) in enumerate(parts, 1))
+        text += render_notes(extra_notes, fmt) if extra_notes else ""
     if output:
         with open(output, "w") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
     if plot_dir:
-        print(f"wrote {plot_curves(records, plot_dir, names, order)}", file=sys.stderr)
+        for i, (fields, group) in enumerate(parts, 1):
+            several = len(parts) > 1
+            path = plot_curves(group, plot_dir, names, order, i if several else None,
+                               f"Configuration {i}: {configuration_text(fields)}" if several else None)
+            print(f"wrote {path}", file=sys.stderr)

@@ -57,33 +57,48 @@ def test_representation_table_and_curves(tmp_path):
     assert lines[3] == "| Rot-only | 0.200 ± 0.000 (2) | 0.300 ± 0.000 (2) | 0.750 ± 0.071 (2) |"  # Table 3's order
     assert lines[2].endswith("| — |") and lines[4].endswith("| — |")  # Uncond-GAN, SS-GAN
 
-    # Never averaged or compared across training configurations.
+    # Never averaged or compared across training configurations: a table (and a plot) each.
     _write_run(root, "uncond", 2, {1000: [0.9, 0.9]}, beta1=0.5)
-    seeds = _make_tables(f"--results={root}")
-    assert seeds.returncode == 2 and "uncond runs" in seeds.stderr and "differ in beta1" in seeds.stderr
+    split = _make_tables(f"--results={root}", f"--plot_dir={tmp_path / 'split_plots'}")
+    assert split.returncode == 0, split.stderr
+    first, second = split.stdout.split("Configuration 2 of 2: beta1 = 0.5\n")
+    assert first.startswith("Configuration 1 of 2: beta1 = 0\n")
+    assert "| Uncond-GAN | 0.320 ± 0.028 (2) | **0.420 ± 0.028 (2)** | — |" in first  # seed 2 not averaged in
+    assert "SS-GAN vs Uncond-GAN" in first
+    assert "| Uncond-GAN | 0.900 (1) | 0.900 (1) |" in second and "SS-GAN" not in second
+    assert sorted(os.listdir(tmp_path / "split_plots")) == ["probe_vs_step_cifar10_1.png", "probe_vs_step_cifar10_2.png"]
+    per_run = _make_tables(f"--results={root}", table="representation_runs").stdout.splitlines()
+    assert per_run[0].startswith("| beta1 | Model | Seed | Step |")
+    assert any(line.startswith("| 0.5 | Uncond-GAN | 2 | 1000 | 0.900 | 0.900 |") for line in per_run)
+    assert any(line.startswith("| 0 | Uncond-GAN | 0 | 1000 | 0.300 | 0.400 |") for line in per_run)
     other = str(tmp_path / "other")
     os.makedirs(other)
     _write_run(other, "uncond", 0, {1000: [0.3, 0.4]})
     _write_run(other, "ssgan", 0, {1000: [0.3, 0.4]}, disc_iters=2)
     models = _make_tables(f"--results={other}")
-    assert models.returncode == 2 and "different disc_iters" in models.stderr
+    assert models.returncode == 0 and "disc_iters = 2" in models.stdout and "vs Uncond-GAN" not in models.stdout
     arch = {"name": "resnet_cifar", "width": 0.25, "d_width": None, "g_norm": "batch_norm", "projection": False}
     sized = str(tmp_path / "sized")
     os.makedirs(sized)
     _write_run(sized, "uncond", 0, {1000: [0.3, 0.4]}, architecture_config=arch)
     _write_run(sized, "cond", 0, {1000: [0.3, 0.4]},  # Cond-GAN's own architecture: comparable
                architecture_config=dict(arch, g_norm="conditional_batch_norm", projection=True))
-    assert _make_tables(f"--results={sized}").returncode == 0
+    assert "Configuration" not in _make_tables(f"--results={sized}").stdout
     _write_run(sized, "ssgan", 0, {1000: [0.5, 0.6]}, architecture_config=dict(arch, width=1.0))
     wider = _make_tables(f"--results={sized}")
-    assert wider.returncode == 2 and "different network size" in wider.stderr
+    assert "Configuration 2 of 2: network size.width = 1\n" in wider.stdout
+    # Seeds of one model that differ in what makes the model: refused, never averaged.
+    _write_run(sized, "cond", 1, {1000: [0.3, 0.4]}, architecture_config=dict(arch, projection=True))
+    refused = _make_tables(f"--results={sized}")
+    assert refused.returncode == 2 and "cond runs" in refused.stderr and "architecture_config" in refused.stderr
 
     mixed_root = str(tmp_path / "mixed")
     os.makedirs(mixed_root)
     _write_run(mixed_root, "ssgan", 0, {1000: [0.5, 0.5]})
     _write_run(mixed_root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
     mixed = _make_tables(f"--results={mixed_root}")
-    assert mixed.returncode == 2 and "mix datasets or probe settings" in mixed.stderr
+    assert mixed.returncode == 0 and "probe.inverse_regularization = [0.1]" in mixed.stdout
+    assert mixed.stdout.count("| SS-GAN | 0.500 (1) | 0.500 (1) |") == 2
 
 
 def test_the_papers_claim_is_tested_across_seeds(tmp_path):
