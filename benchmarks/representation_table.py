@@ -15,7 +15,8 @@ A last row tests the paper's claim per block, SS-GAN against Uncond-GAN: the dif
 means, its bootstrap interval, Welch and Mann-Whitney p (benchmarks/seed_stats.py, as the
 robustness table).
 A table never mixes probe settings, datasets or training configurations: runs that differ in
-any of them (the training setup every model shares, SHARED_FIELDS) get a table and a plot each,
+any of them (the training setup every model shares, SHARED_FIELDS, and the gin bindings of the
+runs' sweep_spec.json) get a table and a plot each,
 headed by what differs (configurations); seeds of one model that differ in what makes the model
 are refused, the error naming what differs. Sweep runs without probe records (failed, not
 finished, or not probed) are named under the table, never left out silently.
@@ -23,6 +24,7 @@ finished, or not probed) are named under the table, never left out silently.
 import collections
 import json
 import os
+import re
 
 import seed_stats
 import sweep
@@ -38,7 +40,17 @@ def load_probes_by_file(path):
         raise FileNotFoundError(f"no probes.jsonl under {path}: run --schedule=probe on the runs first")
     # Validated and migrated by the record schema; errors name file and line.
     by_file = {name: [r for r in results.read(name) if r["kind"] == "probe"] for name in files}
-    for _, group in configurations([r for records in by_file.values() for r in records]):
+    records = [r for group in by_file.values() for r in group]
+    if not records:
+        raise ValueError(f"no probe records in the probes.jsonl under {path}: re-run --schedule=probe on the runs")
+    for name, group in by_file.items():  # the sweep's own record of the run: its bindings and presets
+        spec = os.path.join(os.path.dirname(name), sweep.SPEC_FILE)
+        if os.path.exists(spec):
+            with open(spec) as f:
+                block = json.load(f)
+            for r in group:
+                r.setdefault("sweep", block)
+    for _, group in configurations(records):
         _check_one_configuration(group, path)
     return by_file
 
@@ -64,44 +76,71 @@ def _shared_value(record, field):
     return record.get(field)
 
 
+def _canonical(value):
+    """A field's value, comparable and hashable: 0 equals 0.0, lists become tuples."""
+    if isinstance(value, (list, tuple)):
+        return tuple(json.dumps(x, sort_keys=True) if isinstance(x, (dict, list)) else _canonical(x) for x in value)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _flat(name, value):
     if isinstance(value, dict):
         return [item for key in sorted(value) for item in _flat(f"{name}.{key}", value[key])]
-    if isinstance(value, list):
-        value = tuple(json.dumps(x, sort_keys=True) if isinstance(x, (dict, list)) else x for x in value)
-    return [(name, value)]
+    return [(name, _canonical(value))]
 
 
 def table_fields(record):
-    """What one table holds fixed ({name: value}, dicts flattened, e.g. 'network size.width'):
-    the dataset, the probe setting and the training setup every model of Table 3 shares."""
-    fields = [(name, record.get(name)) for name in ("train_split", "num_train", "test_split", "num_test")]
+    """What one table holds fixed ({name: value}, dicts flattened, e.g. 'network size.width'),
+    in heading order: the training setup every model of Table 3 shares, the probe setting, then
+    the run's sweep bindings and preset files (sweep_spec.json, where the run has one)."""
+    fields = [item for field in SHARED_FIELDS for item in _flat(field, _shared_value(record, field))]
+    for name in ("train_split", "num_train", "test_split", "num_test"):
+        fields += _flat(name, record.get(name))
     fields += _flat("probe", record.get("probe") or {})
-    fields += [item for field in SHARED_FIELDS for item in _flat(field, _shared_value(record, field))]
+    block = record.get("sweep") or {}
+    fields += [(name, _canonical(results.gin_value(name, value))) for name, value in block.get("bindings", ())
+               if name not in results.DATA_LOCATION_BINDINGS]
+    if "gin_files" in block:  # the model's own file first, the presets after it
+        fields.append(("presets", tuple(block["gin_files"][1:])))
     return dict(fields)
+
+
+def _sort_key(values):
+    """Numbers numerically, before text; None last."""
+    return [(0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else
+            (2, 0, "") if v is None else (1, 0, str(v)) for v in values]
 
 
 def configurations(records):
     """[({field: value} that tells this table from the others, its records)]: one table per
-    dataset, probe setting and shared training setup (SHARED_FIELDS), so a cell never averages
-    and a row never compares across them; a single ({}, records) when they all agree."""
+    dataset, probe setting, shared training setup (SHARED_FIELDS) and sweep binding, so a cell
+    never averages and a row never compares across them; a single ({}, records) when they all
+    agree. A field is named only where it splits the tables its earlier fields make."""
     per_record = [table_fields(r) for r in records]
     names = list(dict.fromkeys(name for fields in per_record for name in fields))
-    varying = [n for n in names if len({json.dumps(f.get(n), sort_keys=True, default=str) for f in per_record}) > 1]
+    keys, kept = [()] * len(records), []
+    for name in names:
+        values = [fields.get(name) for fields in per_record]
+        first = {}
+        if any(first.setdefault(key, value) != value for key, value in zip(keys, values)):
+            kept.append(name)
+            keys = [key + (value,) for key, value in zip(keys, values)]
     groups = collections.defaultdict(list)
-    for record, fields in zip(records, per_record):
-        groups[tuple(fields.get(n) for n in varying)].append(record)
-    return [(dict(zip(varying, key)), groups[key]) for key in sorted(groups, key=lambda k: [str(v) for v in k])]
+    for record, key in zip(records, keys):
+        groups[key].append(record)
+    return [(dict(zip(kept, key)), groups[key]) for key in sorted(groups, key=_sort_key)]
 
 
 def configuration_text(fields):
-    return ", ".join(f"{name} = {_value_text(value)}" for name, value in fields.items())
+    return "; ".join(f"{name} = {_value_text(value)}" for name, value in fields.items())
 
 
 def _value_text(value):
     if isinstance(value, tuple):
         return "[" + ", ".join(map(_value_text, value)) + "]"
-    return "—" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
+    return "—" if value is None else str(value)
 
 
 def _check_one_configuration(records, path):
@@ -111,8 +150,7 @@ def _check_one_configuration(records, path):
     for r in records:
         by_model[r["model"]].append(r)
     for model, group in by_model.items():
-        fields = sorted(f for f in results.RUN_FIELDS
-                        if len({json.dumps(r.get(f), sort_keys=True) for r in group}) > 1)
+        fields = sorted(f for f in results.RUN_FIELDS if len({tuple(_flat(f, r.get(f))) for r in group}) > 1)
         if fields:
             raise ValueError(f"the {model} runs under {path} differ in {', '.join(fields)}: a cell would "
                              f"average different configurations; point --results at one configuration per model")
@@ -121,19 +159,19 @@ def _check_one_configuration(records, path):
 _UNPROBED_TEXTS = {"failed": "failed (see each run's log)", "done": "finished, not probed (run --schedule=probe)"}
 
 
-def unprobed_note(path):
+def unprobed_note(path, by_file):
     """Sweep runs under `path` (a sweep directory or its export) without probe records: no cell
     can hold them, so the table names them rather than leaving them out silently."""
     if not os.path.isdir(path):
         return None
+    probed = {os.path.realpath(os.path.dirname(name)) for name, records in by_file.items() if records}
     missing = collections.defaultdict(list)
     for run_id, (run, state) in sweep.run_states(path).items():
-        probes = os.path.join(run, results.PROBES_FILE)
-        if not (os.path.exists(probes) and os.path.getsize(probes) > 0):
+        if os.path.realpath(run) not in probed:
             missing[state].append(run_id)
     if not missing:
         return None
-    return "In no cell (no probes.jsonl): " + "; ".join(
+    return "In no cell (no probe records): " + "; ".join(
         f"{len(ids)} run(s) {_UNPROBED_TEXTS.get(state, f'not finished (state {state})')}: {', '.join(ids)}"
         for state, ids in sorted(missing.items(), key=lambda item: str(item[0]))) + "."
 
@@ -254,7 +292,7 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra
                 at = {r["block"]: r for r in probed if r["step"] == step}
                 rotation = next((r["d_rotation_accuracy"] for r in at.values()
                                  if r.get("d_rotation_accuracy") is not None), None)
-                rows.append(([str(v) for v in configuration] + [rank, model, str(seed), step],
+                rows.append((_sort_key(configuration) + [rank, model, str(seed), step],
                              [_value_text(v) for v in configuration]
                              + [names.get(model, model), str(seed), str(step)]
                              + [f"{at[b]['test_top1']:.3f}" if b in at else "—" for b in blocks]
@@ -278,10 +316,10 @@ def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra
                   [row for _, row in sorted(rows)], notes, fmt)
 
 
-def plot_curves(records, plot_dir, names, order, number=None, title=None):
+def plot_curves(records, plot_dir, names, order, configuration=None):
     """Figure 8's layout: test top-1 vs GAN step, a panel per block, a line per model (mean ±
     std over its seeds, at the steps every seed reached). One configuration (see configurations):
-    its `number` and `title` when there are several."""
+    where there are several, its fields title the figure and name its file."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,15 +344,23 @@ def plot_curves(records, plot_dir, names, order, number=None, title=None):
         ax.set_xlabel("GAN generator step")
     axes[0, 0].set_ylabel(f"probe test top-1 ({records[0]['dataset']})")
     axes[0, -1].legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if configuration:
+        fig.suptitle(configuration_text(configuration), fontsize=9)
     fig.tight_layout()
     os.makedirs(plot_dir, exist_ok=True)
-    suffix = "" if number is None else f"_{number}"
+    suffix = "".join(f"_{name}-{_value_text(value)}" for name, value in (configuration or {}).items())
+    suffix = re.sub(r"[^A-Za-z0-9._=-]+", "", suffix.replace(" ", "_"))
     path = os.path.join(plot_dir, f"probe_vs_step_{records[0]['dataset']}{suffix}.png")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _heading(text, fmt):
+    """A heading above one of several tables, visible in each format."""
+    if fmt == "latex":
+        return "\\paragraph{" + text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&") + "}\n"
+    return {"markdown": f"**{text}**\n\n", "csv": f"# {text}\n"}[fmt]
 
 
 def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_run=False, metric="fid",
@@ -327,17 +373,16 @@ def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_ru
     by_file = load_probes_by_file(path)
     records = [r for group in by_file.values() for r in group]
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
-    extra_notes = [note for note in [unprobed_note(path)] if note]
+    extra_notes = [note for note in [unprobed_note(path, by_file)] if note]
     parts = configurations(records)
     if per_run:
         text = runs_table(by_file, fmt, render, names, order, metric, digits, extra_notes)
     elif len(parts) == 1:
         text = table(records, fmt, render, names, order, extra_notes)
     else:  # a table each, headed by what sets it apart; the notes about every run once, at the end
-        text = "".join(
-            render_notes([f"Configuration {i} of {len(parts)}: {configuration_text(fields)}"], fmt)
-            + ("\n" if fmt == "markdown" else "") + table(group, fmt, render, names, order)
-            + ("\n" if fmt == "markdown" else "") for i, (fields, group) in enumerate(parts, 1))
+        text = "".join(_heading(f"Configuration {i} of {len(parts)}: {configuration_text(fields)}", fmt)
+                       + table(group, fmt, render, names, order) + ("\n" if fmt == "markdown" else "")
+                       for i, (fields, group) in enumerate(parts, 1))
         text += render_notes(extra_notes, fmt) if extra_notes else ""
     if output:
         with open(output, "w") as f:
@@ -345,8 +390,5 @@ def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_ru
     else:
         sys.stdout.write(text)
     if plot_dir:
-        for i, (fields, group) in enumerate(parts, 1):
-            several = len(parts) > 1
-            path = plot_curves(group, plot_dir, names, order, i if several else None,
-                               f"Configuration {i}: {configuration_text(fields)}" if several else None)
-            print(f"wrote {path}", file=sys.stderr)
+        for fields, group in parts:
+            print(f"wrote {plot_curves(group, plot_dir, names, order, fields)}", file=sys.stderr)

@@ -61,15 +61,22 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(root, "uncond", 2, {1000: [0.9, 0.9]}, beta1=0.5)
     split = _make_tables(f"--results={root}", f"--plot_dir={tmp_path / 'split_plots'}")
     assert split.returncode == 0, split.stderr
-    first, second = split.stdout.split("Configuration 2 of 2: beta1 = 0.5\n")
-    assert first.startswith("Configuration 1 of 2: beta1 = 0\n")
+    first, second = split.stdout.split("**Configuration 2 of 2: beta1 = 0.5**\n")
+    assert first.startswith("**Configuration 1 of 2: beta1 = 0**\n")
     assert "| Uncond-GAN | 0.320 ± 0.028 (2) | **0.420 ± 0.028 (2)** | — |" in first  # seed 2 not averaged in
     assert "SS-GAN vs Uncond-GAN" in first
     assert "| Uncond-GAN | 0.900 (1) | 0.900 (1) |" in second and "SS-GAN" not in second
-    assert sorted(os.listdir(tmp_path / "split_plots")) == ["probe_vs_step_cifar10_1.png", "probe_vs_step_cifar10_2.png"]
+    assert sorted(os.listdir(tmp_path / "split_plots")) == ["probe_vs_step_cifar10_beta1-0.5.png",
+                                                            "probe_vs_step_cifar10_beta1-0.png"]
+    latex = _make_tables(f"--results={root}", "--format=latex").stdout
+    assert latex.count("\\paragraph{Configuration") == 2 and latex.count("\\begin{tabular}") == 2
+    csv_text = _make_tables(f"--results={root}", "--format=csv").stdout
+    assert "# Configuration 2 of 2: beta1 = 0.5\nModel,Block 0,Block 1\nUncond-GAN,0.900 (1),0.900 (1)\n" in csv_text
     per_run = _make_tables(f"--results={root}", table="representation_runs").stdout.splitlines()
     assert per_run[0].startswith("| beta1 | Model | Seed | Step |")
-    assert any(line.startswith("| 0.5 | Uncond-GAN | 2 | 1000 | 0.900 | 0.900 |") for line in per_run)
+    rows = [line for line in per_run[2:] if line.startswith("| ")]
+    assert rows[-1].startswith("| 0.5 | Uncond-GAN | 2 | 1000 | 0.900 | 0.900 |")  # after every beta1 0 row
+    assert all(row.startswith("| 0 | ") for row in rows[:-1])
     assert any(line.startswith("| 0 | Uncond-GAN | 0 | 1000 | 0.300 | 0.400 |") for line in per_run)
     other = str(tmp_path / "other")
     os.makedirs(other)
@@ -83,10 +90,11 @@ def test_representation_table_and_curves(tmp_path):
     _write_run(sized, "uncond", 0, {1000: [0.3, 0.4]}, architecture_config=arch)
     _write_run(sized, "cond", 0, {1000: [0.3, 0.4]},  # Cond-GAN's own architecture: comparable
                architecture_config=dict(arch, g_norm="conditional_batch_norm", projection=True))
-    assert "Configuration" not in _make_tables(f"--results={sized}").stdout
+    comparable = _make_tables(f"--results={sized}")
+    assert comparable.returncode == 0 and "Configuration" not in comparable.stdout
     _write_run(sized, "ssgan", 0, {1000: [0.5, 0.6]}, architecture_config=dict(arch, width=1.0))
     wider = _make_tables(f"--results={sized}")
-    assert "Configuration 2 of 2: network size.width = 1\n" in wider.stdout
+    assert wider.returncode == 0 and "**Configuration 2 of 2: network size.width = 1**" in wider.stdout
     # Seeds of one model that differ in what makes the model: refused, never averaged.
     _write_run(sized, "cond", 1, {1000: [0.3, 0.4]}, architecture_config=dict(arch, projection=True))
     refused = _make_tables(f"--results={sized}")
@@ -95,10 +103,31 @@ def test_representation_table_and_curves(tmp_path):
     mixed_root = str(tmp_path / "mixed")
     os.makedirs(mixed_root)
     _write_run(mixed_root, "ssgan", 0, {1000: [0.5, 0.5]})
-    _write_run(mixed_root, "ssgan", 1, {1000: [0.5, 0.5]}, probe=dict(PROBE, inverse_regularization=[0.1]))
-    mixed = _make_tables(f"--results={mixed_root}")
-    assert mixed.returncode == 0 and "probe.inverse_regularization = [0.1]" in mixed.stdout
-    assert mixed.stdout.count("| SS-GAN | 0.500 (1) | 0.500 (1) |") == 2
+    _write_run(mixed_root, "ssgan", 1, {1000: [0.7, 0.7]}, probe=dict(PROBE, inverse_regularization=[0.1]))
+    mixed = _make_tables(f"--results={mixed_root}").stdout
+    assert mixed.index("probe.inverse_regularization = [0.1]") < mixed.index("| SS-GAN | 0.700 (1) | 0.700 (1) |")
+    assert mixed.index("probe.inverse_regularization = [1]") < mixed.index("| SS-GAN | 0.500 (1) | 0.500 (1) |")
+    assert "| SS-GAN | 0.500 (1) | 0.500 (1) |" not in mixed.split("probe.inverse_regularization = [1]")[0]
+
+
+def test_a_sweep_binding_splits_the_table(tmp_path):
+    """A grid over a gin binding the probe records do not carry (e.g. the rotation loss weight):
+    the runs' sweep_spec.json tells the tables apart; 0 and 0.0 are one value."""
+    root = str(tmp_path / "sweep")
+    for seed, weight in ((0, "0.5"), (1, "0.5"), (2, "1.0"), (3, "1")):
+        _write_run(root, "ssgan", seed, {1000: [0.1 * (seed + 1), 0.5]})
+    for run, (_, weight) in zip(sorted(os.listdir(os.path.join(root, "runs"))),
+                                ((0, "0.5"), (1, "0.5"), (2, "1.0"), (3, "1"))):
+        with open(os.path.join(root, "runs", run, "sweep_spec.json"), "w") as f:
+            json.dump({"gin_files": ["gin/cifar10/ssgan.gin", "gin/presets/mini.gin"],
+                       "bindings": [["RotationTask.weight", weight], ["dataset.image_folder", f"'/data/{run}'"]],
+                       "labels": {}, "axes": []}, f)
+    result = _make_tables(f"--results={root}")
+    assert result.returncode == 0, result.stderr
+    halves = result.stdout.split("**Configuration 2 of 2: RotationTask.weight = 1**")
+    assert halves[0].startswith("**Configuration 1 of 2: RotationTask.weight = 0.5**")
+    assert "| SS-GAN | 0.150 ± 0.071 (2) | 0.500 ± 0.000 (2) |" in halves[0]  # seeds 0 and 1
+    assert "| SS-GAN | 0.350 ± 0.071 (2) | 0.500 ± 0.000 (2) |" in halves[1]  # seeds 2 and 3: 1.0 == 1
 
 
 def test_the_papers_claim_is_tested_across_seeds(tmp_path):
