@@ -19,6 +19,9 @@ from compare_ssgan import disk, jsonl, provenance
 
 SESSIONS_FILE = "training_sessions.jsonl"
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+# Kernel choices that change the numbers on one machine: with oneDNN (TensorFlow's default on x86)
+# the kernels depend on the CPU's instruction set and the batch size (tests/test_distributed.py).
+KERNEL_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS",)
 
 
 def _threads(configured, variable):
@@ -30,7 +33,7 @@ def _threads(configured, variable):
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-def _cpu_model():
+def cpu_model():
     """'AMD EPYC 7B13' (Linux: /proc/cpuinfo), else what the platform module says."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -55,7 +58,7 @@ def describe(strategy):
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
         "accelerators": sorted({d.device_type for d in accelerators}),
@@ -67,6 +70,7 @@ def describe(strategy):
         "inter_op_threads": _threads(tf.config.threading.get_inter_op_parallelism_threads(),
                                      "TF_NUM_INTEROP_THREADS"),
         "thread_variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        "kernel_variables": {k: os.environ[k] for k in KERNEL_VARIABLES if k in os.environ},
     }
 
 
@@ -82,19 +86,22 @@ def record_session(model_dir, strategy, start_step, target_step, precision, jit_
 
 
 def summary(session):
-    """'CPU x2 cores, 1 thread, tf 2.21.0' / '1 GPU (NVIDIA H100 80GB HBM3), mixed_bfloat16, XLA, tf 2.21.0'."""
+    """'CPU x2 cores (AMD EPYC 7B13), 1 thread, tf 2.21.0' / '1 GPU (NVIDIA H100 80GB HBM3),
+    mixed_bfloat16, XLA, tf 2.21.0': the CPU model too, as its instruction set picks oneDNN's kernels."""
     if session.get("accelerators"):
         kinds = "+".join(session["accelerators"])
         names = f" ({', '.join(session['accelerator_names'])})" if session.get("accelerator_names") else ""
         where = f"{session['replicas']} {kinds}{names}"
     else:
         threads = session.get("intra_op_threads")
-        where = (f"CPU x{session.get('cpu_count')} cores, "
+        model = f" ({session['cpu_model']})" if session.get("cpu_model") else ""
+        where = (f"CPU x{session.get('cpu_count')} cores{model}, "
                  + ("default threads" if threads is None else f"{threads} thread{'s' * (threads != 1)}"))
         if session.get("replicas", 1) > 1:
             where += f", {session['replicas']} replicas"
     extras = [session["precision"]] if session.get("precision") not in (None, "float32") else []
     extras += ["XLA"] if session.get("jit_compile") else []
+    extras += ["oneDNN off"] if (session.get("kernel_variables") or {}).get("TF_ENABLE_ONEDNN_OPTS") == "0" else []
     return ", ".join([where, *extras, f"tf {session.get('tensorflow')}"])
 
 

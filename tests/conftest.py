@@ -17,11 +17,11 @@ class SmokeRuns:
     def __init__(self, root):
         self.root, self.done = root, {}
 
-    def get(self, gin_file, params=()):
-        key = (gin_file, tuple(params))
+    def get(self, gin_file, params=(), env=None):
+        key = (gin_file, tuple(params), tuple(sorted((env or {}).items())))
         if key not in self.done:
             model_dir = str(self.root / f"run{len(self.done)}")
-            self.done[key] = (model_dir, run_cli(smoke_args(model_dir, gin_file, params=params)))
+            self.done[key] = (model_dir, run_cli(smoke_args(model_dir, gin_file, params=params), env=env))
         return self.done[key]
 
     def copy(self, gin_file, params=(), to=None):

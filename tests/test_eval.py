@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import datasets, main, provenance, training
+from compare_ssgan import datasets, environment, main, provenance, training
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import evaluator, feature_networks, options, real_cache, schedules, scores
 from run_helpers import CIFAR10_TAR, REPO, run_cli, smoke_args
@@ -66,7 +66,7 @@ def test_eval_after_train_writes_each_checkpoint_once(tmp_path, env):
     records = load_lines(model_dir)
     assert [r["step"] for r in records] == [2, 4]
     # Where it trained (compare_ssgan/environment.py), read after training though described before.
-    trained_on = [f"CPU x{os.cpu_count()} cores, 1 thread, tf {tf.__version__}"]
+    trained_on = [f"CPU x{os.cpu_count()} cores ({environment.cpu_model()}), 1 thread, tf {tf.__version__}"]
     assert [r["training_environment"] for r in records] == [trained_on, trained_on]
     for record, step in zip(records, (2, 4)):
         check_record(record, step)

@@ -328,3 +328,6 @@ def test_training_environment_summaries():
     cpu = dict(gpu, accelerators=[], accelerator_names=[], cpu_count=2, precision="float32", jit_compile=False)
     assert environment.summary(cpu) == "CPU x2 cores, default threads, tf 2.21.0"
     assert environment.summary(dict(cpu, intra_op_threads=2, replicas=2)) == "CPU x2 cores, 2 threads, 2 replicas, tf 2.21.0"
+    # The CPU model and oneDNN's switch pick the kernels, so they change a run's numbers.
+    intel = dict(cpu, cpu_model="Intel(R) Xeon(R) Processor", kernel_variables={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    assert environment.summary(intel) == "CPU x2 cores (Intel(R) Xeon(R) Processor), default threads, oneDNN off, tf 2.21.0"
