@@ -67,7 +67,9 @@ def export(sweep_dir, to):
         for name in KEPT_FILES:
             if os.path.exists(os.path.join(run, name)):
                 shutil.copy2(os.path.join(run, name), dest)
-        sample_grids = sorted(glob.glob(os.path.join(run, "samples", "step_*.png")))
+        # A run seeded from an earlier export has its grid beside its files, not under samples/.
+        sample_grids = (sorted(glob.glob(os.path.join(run, "samples", "step_*.png")))
+                        or sorted(glob.glob(os.path.join(run, "step_*.png"))))
         if sample_grids:
             shutil.copy2(sample_grids[-1], dest)
     sweep._atomic_write(os.path.join(to, sweep.RESULTS_FILE),

@@ -115,6 +115,10 @@ def test_killed_sweep_restarts_and_finishes_every_run_once(tmp_path):
     again = subprocess.run(_sweep_args(grid, seeded), cwd=REPO, capture_output=True, text=True, check=True)
     assert "2/2 done (2 earlier), 0 running" in again.stdout
     assert _final_steps(seeded)[0] == finals
+    # Exported again from the seeded sweep (its runs have no samples/): the sample grid stays.
+    subprocess.run([sys.executable, "benchmarks/export_sweep.py", f"--sweep_dir={seeded}", f"--to={exported}"],
+                   cwd=REPO, check=True, capture_output=True)
+    assert "step_000004.png" in os.listdir(os.path.join(exported, "runs", specs[0].run_id))
 
 
 class _InstantExecutor:
