@@ -26,7 +26,11 @@ import time
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This checkout's compare_ssgan before any installed one: the runs (`python -m compare_ssgan.main`
+# in the checkout) and the sweep that gathers their records must be the same code, whichever
+# checkout `pip install -e` points at (make_tables.py and export_sweep.py import this module first).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 import grids  # noqa: E402
 from compare_ssgan.errors import UserError  # noqa: E402
 

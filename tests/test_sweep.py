@@ -37,6 +37,20 @@ def test_robustness_grid_is_the_papers():
     assert ("penalty.weight", "10.0") in gp.bindings and ("architecture.d_spectral_norm", "False") in gp.bindings
 
 
+def test_the_sweep_imports_its_own_checkouts_code(tmp_path):
+    """Its runs are `python -m compare_ssgan.main` in this checkout: the sweep, which gathers their
+    records, imports the same compare_ssgan even where another one (e.g. the checkout that
+    `pip install -e` points at) comes first on the path."""
+    other = tmp_path / "other" / "compare_ssgan"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the other checkout was imported')\n")
+    result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "sweep.py"), "--dry_run",
+                             f"--out={tmp_path / 'sweep'}"], cwd=tmp_path, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(tmp_path / "other")))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == "54 runs"
+
+
 def test_dry_run_prints_one_line_per_run():
     out = subprocess.run([sys.executable, "benchmarks/sweep.py", "--sweep=robustness", "--preset=mini",
                           "--seeds=0,1", "--out=unused", "--dry_run"], cwd=REPO, capture_output=True,
