@@ -371,6 +371,11 @@ def main(argv):
     except UserError as e:  # e.g. a malformed scores.jsonl line (results.RecordError)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:  # said now: the traceback comes only after the runs in progress end
+        print(f"[sweep] stopped: {type(e).__name__}: {e}. Waiting for the runs in progress to finish "
+              f"(queued runs will not start; the traceback follows). Re-running the same command resumes.",
+              file=sys.stderr, flush=True)
+        raise
     finally:
         executor.shutdown()
     print(f"[sweep] results: {os.path.join(FLAGS.out, RESULTS_FILE)}")
