@@ -503,8 +503,9 @@ def runs_table(records, fmt, metric="fid"):
     notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
-        "(a non-finite training loss at that step). Trained on: the machine, threads and precision of each "
-        "training session (compare_ssgan/environment.py); not an axis, but it changes a run's numbers."]
+        "(a non-finite training loss at that step). Trained on: the machine (CPU model), threads, oneDNN switch "
+        "and precision of each training session (compare_ssgan/environment.py); not an axis, but it changes "
+        "a run's numbers."]
     return render(header, rows, notes, fmt)
 
 

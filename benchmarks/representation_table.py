@@ -28,7 +28,7 @@ import re
 
 import seed_stats
 import sweep
-from compare_ssgan import results
+from compare_ssgan import config_contract, results
 
 
 def load_probes_by_file(path):
@@ -43,16 +43,22 @@ def load_probes_by_file(path):
     records = [r for group in by_file.values() for r in group]
     if not records:
         raise ValueError(f"no probe records in the probes.jsonl under {path}: re-run --schedule=probe on the runs")
-    for name, group in by_file.items():  # the sweep's own record of the run: its bindings and presets
-        spec = os.path.join(os.path.dirname(name), sweep.SPEC_FILE)
-        if os.path.exists(spec):
-            with open(spec) as f:
-                block = json.load(f)
-            for r in group:
-                r.setdefault("sweep", block)
+    for name, group in by_file.items():  # the run's sweep bindings and presets, its operative config
+        beside = {"sweep": _read(os.path.dirname(name), sweep.SPEC_FILE, json.load),
+                  "gin_config": _read(os.path.dirname(name), config_contract.CONFIG_FILE, lambda f: f.read())}
+        for r in group:
+            r.update({key: value for key, value in beside.items() if value and key not in r})
     for _, group in configurations(records):
         _check_one_configuration(group, path)
     return by_file
+
+
+def _read(run, name, parse):
+    path = os.path.join(run, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return parse(f)
 
 
 def load_probes(path):
@@ -89,17 +95,20 @@ def _flat(name, value):
     return [(name, _canonical(value))]
 
 
-def table_fields(record):
+def table_fields(record, bindings=()):
     """What one table holds fixed ({name: value}, dicts flattened, e.g. 'network size.width'),
     in heading order: the training setup every model of Table 3 shares, the probe setting, then
-    the run's sweep bindings and preset files (sweep_spec.json, where the run has one)."""
+    the sweep `bindings` (the run's own, sweep_spec.json, else its operative config's value) and
+    the preset files. A value the run does not record is left out (see configurations)."""
     fields = [item for field in SHARED_FIELDS for item in _flat(field, _shared_value(record, field))]
     for name in ("train_split", "num_train", "test_split", "num_test"):
         fields += _flat(name, record.get(name))
     fields += _flat("probe", record.get("probe") or {})
     block = record.get("sweep") or {}
-    fields += [(name, _canonical(results.gin_value(name, value))) for name, value in block.get("bindings", ())
-               if name not in results.DATA_LOCATION_BINDINGS]
+    given = dict(block.get("bindings", ()))
+    for name in bindings:
+        value = results.gin_value(name, given[name]) if name in given else results.operative_binding(record, name)
+        fields += [] if value is None else [(name, _canonical(value))]
     if "gin_files" in block:  # the model's own file first, the presets after it
         fields.append(("presets", tuple(block["gin_files"][1:])))
     return dict(fields)
@@ -115,12 +124,18 @@ def configurations(records):
     """[({field: value} that tells this table from the others, its records)]: one table per
     dataset, probe setting, shared training setup (SHARED_FIELDS) and sweep binding, so a cell
     never averages and a row never compares across them; a single ({}, records) when they all
-    agree. A field is named only where it splits the tables its earlier fields make."""
-    per_record = [table_fields(r) for r in records]
+    agree. A field is named only where it splits the tables its earlier fields make. A field some
+    runs do not record (e.g. no sweep_spec.json: launched by hand) counts as the others' value
+    when they all agree, else as "not recorded", as make_tables.py's grouping does."""
+    bindings = list(dict.fromkeys(name for r in records for name, _ in (r.get("sweep") or {}).get("bindings", ())
+                                  if name not in results.DATA_LOCATION_BINDINGS))
+    per_record = [table_fields(r, bindings) for r in records]
     names = list(dict.fromkeys(name for fields in per_record for name in fields))
     keys, kept = [()] * len(records), []
     for name in names:
-        values = [fields.get(name) for fields in per_record]
+        recorded = {fields[name] for fields in per_record if name in fields}
+        fill = next(iter(recorded)) if len(recorded) == 1 else "not recorded"
+        values = [fields.get(name, fill) for fields in per_record]
         first = {}
         if any(first.setdefault(key, value) != value for key, value in zip(keys, values)):
             kept.append(name)

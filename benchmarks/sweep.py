@@ -372,9 +372,9 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except Exception as e:  # said now: the traceback comes only after the runs in progress end
-        print(f"[sweep] stopped: {type(e).__name__}: {e}. Waiting for the runs in progress to finish "
-              f"(queued runs will not start; the traceback follows). Re-running the same command resumes.",
-              file=sys.stderr, flush=True)
+        print(f"[sweep] stopped: {type(e).__name__}: {e}. Queued runs will not start; the traceback "
+              f"follows once the executor has shut down (locally: when the runs in progress end). "
+              f"Re-running the same command resumes.", file=sys.stderr, flush=True)
         raise
     finally:
         executor.shutdown()

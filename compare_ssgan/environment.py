@@ -3,7 +3,8 @@
 A GAN's trajectory depends on more than its configuration: the same run trained with one CPU
 thread or two (a different floating-point summation order) passes through different FIDs
 (benchmarks/results/robustness_mini_v2/README.md, "Thread settings"). So every training session
-(a resume starts a new one) records the machine, the devices and the thread settings, and the
+(a resume starts a new one) records the machine (its CPU model: oneDNN picks kernels by
+instruction set), the devices, the thread settings and the oneDNN switch, and the
 score records carry the distinct environments a run trained in (`training_environments`), for
 the tables to show beside the code version. Not a configuration axis: runs of one configuration
 on different machines are still seeds of the same row.

@@ -129,6 +129,25 @@ def test_a_sweep_binding_splits_the_table(tmp_path):
     assert "| SS-GAN | 0.150 ± 0.071 (2) | 0.500 ± 0.000 (2) |" in halves[0]  # seeds 0 and 1
     assert "| SS-GAN | 0.350 ± 0.071 (2) | 0.500 ± 0.000 (2) |" in halves[1]  # seeds 2 and 3: 1.0 == 1
 
+    # A run launched by hand (no sweep_spec.json): its operative config says which table it is in.
+    _write_run(root, "ssgan", 4, {1000: [0.2, 0.5]})
+    by_hand = os.path.join(root, "runs", sorted(os.listdir(os.path.join(root, "runs")))[-1])
+    with open(os.path.join(by_hand, "operative_config.gin"), "w") as f:
+        f.write("RotationTask.weight = 0.5\n")
+    halves = _make_tables(f"--results={root}").stdout.split("**Configuration 2 of 2: RotationTask.weight = 1**")
+    assert "| SS-GAN | 0.167 ± 0.058 (3) | 0.500 ± 0.000 (3) |" in halves[0]
+
+    # A binding every recorded run agrees on: a run that does not record it is not set apart.
+    agree = str(tmp_path / "agree")
+    _write_run(agree, "uncond", 0, {1000: [0.3, 0.4]})
+    _write_run(agree, "ssgan", 0, {1000: [0.5, 0.4]})
+    with open(os.path.join(agree, "runs", "uncond-s0-0", "sweep_spec.json"), "w") as f:
+        json.dump({"gin_files": ["gin/cifar10/uncond.gin", "gin/presets/mini.gin"],
+                   "bindings": [["options.beta1", "0.0"]], "labels": {}, "axes": []}, f)
+    together = _make_tables(f"--results={agree}")
+    assert together.returncode == 0 and "Configuration" not in together.stdout
+    assert "| SS-GAN vs Uncond-GAN | +0.200 | +0.000 |" in together.stdout
+
 
 def test_the_papers_claim_is_tested_across_seeds(tmp_path):
     """SS-GAN vs Uncond-GAN per block: the difference of means, its bootstrap interval and the
