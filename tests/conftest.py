@@ -9,7 +9,7 @@ from run_helpers import run_cli, smoke_args
 
 
 class SmokeRuns:
-    """`get(gin_file, params)` trains `python -m compare_ssgan.main` with the smoke preset into a
+    """`get(gin_file, params, env)` trains `python -m compare_ssgan.main` with the smoke preset into a
     directory of its own the first time a configuration is asked for, and returns
     (model_dir, the CompletedProcess) after that. The directory is shared: a test that writes
     into a run (resumes it, damages it) works on `copy(...)`."""
