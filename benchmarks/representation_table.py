@@ -280,13 +280,12 @@ def table(records, fmt, render, names, order, extra_notes=()):
                   rows, notes, fmt)
 
 
-def runs_table(by_file, fmt, render, names, order, metric="fid", digits=2, extra_notes=()):
+def runs_table(by_file, parts, fmt, render, names, order, metric="fid", digits=2, extra_notes=()):
     """One row per run and probed step: test top-1 per block, D's rotation accuracy, and the
     run's `metric` at that checkpoint (its scores.jsonl beside probes.jsonl): the per-seed values
     behind the table, and how the representation moves with sample quality. Runs of different
-    configurations (see configurations) get a column per field that differs."""
+    configurations (`parts`, from configurations) get a column per field that differs."""
     blocks = sorted({r["block"] for group in by_file.values() for r in group})
-    parts = configurations([r for group in by_file.values() for r in group])
     varying = list(parts[0][0]) if parts else []
     configuration_of = {id(r): tuple(fields.values()) for fields, group in parts for r in group}
     rows, scored = [], []
@@ -391,7 +390,7 @@ def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_ru
     extra_notes = [note for note in [unprobed_note(path, by_file)] if note]
     parts = configurations(records)
     if per_run:
-        text = runs_table(by_file, fmt, render, names, order, metric, digits, extra_notes)
+        text = runs_table(by_file, parts, fmt, render, names, order, metric, digits, extra_notes)
     elif len(parts) == 1:
         text = table(records, fmt, render, names, order, extra_notes)
     else:  # a table each, headed by what sets it apart; the notes about every run once, at the end
