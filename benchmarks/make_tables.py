@@ -35,6 +35,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_stats  # noqa: E402
 import sweep  # noqa: E402
+from table_text import order_key, value_text  # noqa: E402
 from compare_ssgan import results  # noqa: E402
 
 COLLAPSE_FID = 100.0
@@ -186,20 +187,6 @@ def grouping_axes(records, start=lambda r: (), exclude=(), all_labels=True, row=
 def _axis_title(name):
     return {"penalty": "Penalty", "lambda": "λ", "beta1": "β1", "beta2": "β2", "disc_iters": "D iters",
             "dataset": "Dataset", "model": "Model"}.get(name[1], name[1])
-
-
-def _value_text(value):
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def _order(values):
-    """Sorts rows by their axis values: numbers numerically, before text; None last."""
-    return tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else
-                 (2, 0, "") if v is None else (1, 0, str(v)) for v in values)
 
 
 def _model_order(model):
@@ -354,14 +341,14 @@ def by_axes_table(records, fmt, metric="fid"):
         "Model", "n", "mean ± std", "best", "collapsed / no value", "Δ vs first model [95% CI]", "Welch p",
         "Mann–Whitney p"]
     rows = []
-    for key in sorted(groups, key=_order):
+    for key in sorted(groups, key=order_key):
         models = sorted(groups[key], key=_model_order)
         base = groups[key][models[0]]
         for model in models:
             cell = groups[key][model]
             s = cell.summary()
             comparison = None if model == models[0] else seed_stats.compare(base.values, cell.values)
-            rows.append([_value_text(v) for v in key] + [
+            rows.append([value_text(v) for v in key] + [
                 MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
                 "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
                 *(["(first)", "", ""] if model == models[0] else seed_stats.comparison_texts(comparison, digits))])
@@ -414,9 +401,9 @@ def robustness_table(records, fmt, metric="fid"):
         header += [f"{test}{f' ({MODEL_NAMES.get(m, m)})' if len(models) > 2 else ''}"
                    for m in models[1:] for test in ("Welch p", "Mann–Whitney p")]
     rows = []
-    for other, s in sorted({(k, s) for _, k, s in groups}, key=lambda ks: (_order(ks[0]),
+    for other, s in sorted({(k, s) for _, k, s in groups}, key=lambda ks: (order_key(ks[0]),
                                                                              _setting_order(ks[1]))):
-        row = [_value_text(v) for v in other] + [s[0], _value_text(s[1]), f"{s[2]:g}", f"{s[3]:g}", str(s[4])]
+        row = [value_text(v) for v in other] + [s[0], value_text(s[1]), f"{s[2]:g}", f"{s[3]:g}", str(s[4])]
         for d in datasets:
             cellmap = groups.get((d, other, s), {})
             summaries = {m: cellmap[m].summary() if m in cellmap else seed_stats.summarize([]) for m in models}
@@ -455,14 +442,14 @@ def sample_quality_table(records, fmt, metric="fid"):
                                   row=lambda r: (r["dataset"],))
     groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)]))
     datasets = sorted({d for d, _ in groups})
-    others = sorted({k for _, k in groups}, key=_order)
+    others = sorted({k for _, k in groups}, key=order_key)
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
     digits = _digits(metric)
     header = [_axis_title(a) for a in extra] + ["Model"] + datasets
     rows = []
     for other in others:
         for m in models:
-            row = [_value_text(v) for v in other] + [MODEL_NAMES.get(m, m)]
+            row = [value_text(v) for v in other] + [MODEL_NAMES.get(m, m)]
             for d in datasets:
                 cell = groups.get((d, other), {}).get(m)
                 x = cell.summary() if cell else seed_stats.summarize([])
@@ -483,7 +470,7 @@ def runs_table(records, fmt, metric="fid"):
     everything = list(outcomes(records).values())
     axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,),
                                  row=lambda r: ())
-    runs = sorted(everything, key=lambda item: (_order(key_of[id(item[1])]),
+    runs = sorted(everything, key=lambda item: (order_key(key_of[id(item[1])]),
                                                 _model_order(item[1]["model"]), item[1].get("seed", 0)))
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + ["Model", "Seed", "Step", _metric_label(records, metric),
@@ -494,7 +481,7 @@ def runs_table(records, fmt, metric="fid"):
         value = "—" if r.get(metric) is None else f"{r[metric]:.{digits}f}" + (
             f" ± {r[metric + '_std']:.{digits}f}" if r.get(metric + "_std") is not None else "")
         other = "—" if r.get(second) is None else f"{r[second]:.{_digits(second)}f}"
-        rows.append([_value_text(v) for v in key_of[id(r)]] + [
+        rows.append([value_text(v) for v in key_of[id(r)]] + [
             MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
             r["status"] if state == "final" else "failed: diverged" if state == "failed" and r["status"] == "diverged"
@@ -568,7 +555,7 @@ def plot_curves(records, plot_dir, metric="fid"):
     paths = []
     label = _metric_label(scored, metric) if scored else metric
     for dataset, by_group in curves.items():
-        keys = sorted(by_group, key=_order)
+        keys = sorted(by_group, key=order_key)
         cols = min(3, len(keys))
         nrows = math.ceil(len(keys) / cols)
         fig, panels = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
@@ -581,7 +568,7 @@ def plot_curves(records, plot_dir, metric="fid"):
                 for values in runs.values():  # each seed, thin: also the steps not every seed reached
                     ax.plot(sorted(values), [values[t] for t in sorted(values)], color=line.get_color(),
                             alpha=0.3, linewidth=0.8)
-            ax.set_title(", ".join(f"{_axis_title(a)}={_value_text(v)}" for a, v in zip(axes, key)) or dataset,
+            ax.set_title(", ".join(f"{_axis_title(a)}={value_text(v)}" for a, v in zip(axes, key)) or dataset,
                          fontsize=8)
             ax.set_xlabel("generator step")
             ax.set_ylabel(label, fontsize=8)

@@ -28,12 +28,14 @@ import re
 
 import seed_stats
 import sweep
+from table_text import order_key, value_text
 from compare_ssgan import config_contract, results
 
 
 def load_probes_by_file(path):
     """{probes.jsonl path: its probe records} for every probes.jsonl under `path` (a directory,
-    or one file), checked to hold one configuration per model within each table (configurations)."""
+    or one file), each record given its run's sweep bindings and operative config (configurations
+    groups by them)."""
     files = [path] if os.path.isfile(path) else sorted(
         os.path.join(d, f) for d, _, names in os.walk(path) for f in names if f == results.PROBES_FILE)
     if not files:
@@ -48,8 +50,6 @@ def load_probes_by_file(path):
                   "gin_config": _read(os.path.dirname(name), config_contract.CONFIG_FILE, lambda f: f.read())}
         for r in group:
             r.update({key: value for key, value in beside.items() if value and key not in r})
-    for _, group in configurations(records):
-        _check_one_configuration(group, path)
     return by_file
 
 
@@ -114,12 +114,6 @@ def table_fields(record, bindings=()):
     return dict(fields)
 
 
-def _sort_key(values):
-    """Numbers numerically, before text; None last."""
-    return [(0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else
-            (2, 0, "") if v is None else (1, 0, str(v)) for v in values]
-
-
 def configurations(records):
     """[({field: value} that tells this table from the others, its records)]: one table per
     dataset, probe setting, shared training setup (SHARED_FIELDS) and sweep binding, so a cell
@@ -143,19 +137,11 @@ def configurations(records):
     groups = collections.defaultdict(list)
     for record, key in zip(records, keys):
         groups[key].append(record)
-    return [(dict(zip(kept, key)), groups[key]) for key in sorted(groups, key=_sort_key)]
+    return [(dict(zip(kept, key)), groups[key]) for key in sorted(groups, key=order_key)]
 
 
 def configuration_text(fields):
-    return "; ".join(f"{name} = {_value_text(value)}" for name, value in fields.items())
-
-
-def _value_text(value):
-    if isinstance(value, tuple):
-        return "[" + ", ".join(map(_value_text, value)) + "]"
-    if isinstance(value, float):
-        return f"{value:g}" if float(f"{value:g}") == value else repr(value)
-    return "—" if value is None else str(value)
+    return "; ".join(f"{name} = {value_text(value)}" for name, value in fields.items())
 
 
 def _check_one_configuration(records, path):
@@ -306,8 +292,8 @@ def runs_table(by_file, parts, fmt, render, names, order, metric="fid", digits=2
                 at = {r["block"]: r for r in probed if r["step"] == step}
                 rotation = next((r["d_rotation_accuracy"] for r in at.values()
                                  if r.get("d_rotation_accuracy") is not None), None)
-                rows.append((_sort_key(configuration) + [rank, model, str(seed), step],
-                             [_value_text(v) for v in configuration]
+                rows.append((order_key(configuration) + (rank, model, str(seed), step),
+                             [value_text(v) for v in configuration]
                              + [names.get(model, model), str(seed), str(step)]
                              + [f"{at[b]['test_top1']:.3f}" if b in at else "—" for b in blocks]
                              + ["—" if rotation is None else f"{rotation:.3f}",
@@ -362,7 +348,7 @@ def plot_curves(records, plot_dir, names, order, configuration=None):
         fig.suptitle(configuration_text(configuration), fontsize=9)
     fig.tight_layout()
     os.makedirs(plot_dir, exist_ok=True)
-    suffix = "".join(f"_{name}-{_value_text(value)}" for name, value in (configuration or {}).items())
+    suffix = "".join(f"_{name}-{value_text(value)}" for name, value in (configuration or {}).items())
     suffix = re.sub(r"[^A-Za-z0-9._=-]+", "", suffix.replace(" ", "_"))
     path = os.path.join(plot_dir, f"probe_vs_step_{records[0]['dataset']}{suffix}.png")
     fig.savefig(path, dpi=110)
@@ -389,6 +375,8 @@ def main(path, fmt, output, plot_dir, render, render_notes, names, order, per_ru
     order = TABLE3_ORDER + [m for m in order if m not in TABLE3_ORDER]
     extra_notes = [note for note in [unprobed_note(path, by_file)] if note]
     parts = configurations(records)
+    for _, group in parts:
+        _check_one_configuration(group, path)
     if per_run:
         text = runs_table(by_file, parts, fmt, render, names, order, metric, digits, extra_notes)
     elif len(parts) == 1:

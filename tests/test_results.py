@@ -23,6 +23,7 @@ import grids  # noqa: E402
 import make_tables  # noqa: E402
 import seed_stats  # noqa: E402
 import sweep  # noqa: E402
+import table_text  # noqa: E402
 
 
 def _rows(table):
@@ -65,6 +66,15 @@ def test_two_learning_rate_grid_renders_two_rows(tmp_path):
     assert csv.splitlines()[0].startswith("options.g_lr,Model,n,mean ± std,best")
     kid = make_tables.by_axes_table(records, "markdown", metric="kid")
     assert "| 0.0001 | SS-GAN | 2 | 0.0210 ± 0.0014 |" in kid and "KID (CIFAR-10 classifier)" in kid
+
+
+def test_axis_values_print_apart_and_sort_numerically():
+    """Two swept values never print alike (an EMA decay of 0.9999999 is not "1"), and rows sort
+    numbers numerically, then text, then values a run did not record."""
+    assert table_text.value_text(0.9999999) != table_text.value_text(1.0) == "1"
+    assert table_text.value_text(4e-4) == "0.0004" and table_text.value_text(None) == "—"
+    assert table_text.value_text((0.1, 2)) == "[0.1, 2]"
+    assert sorted([None, "b", 10, 2.5, "a"], key=lambda v: table_text.order_key([v])) == [2.5, 10, "a", "b", None]
 
 
 def test_runs_differing_in_protocol_or_any_axis_are_never_averaged():
