@@ -33,6 +33,10 @@ class StaleResults(Exception):
     pass
 
 
+class SameDirectory(Exception):
+    """--to is the sweep itself or a directory holding it: exporting would delete its runs."""
+
+
 def _finished_runs(sweep_dir):
     return {run_id: item for run_id, item in sweep.run_states(sweep_dir).items() if item[1] in KEPT_STATES}
 
@@ -53,6 +57,10 @@ def _check_gathered(runs, records):
 
 def export(sweep_dir, to):
     """Returns the ids of the runs exported."""
+    source, dest = os.path.realpath(sweep_dir), os.path.realpath(to)
+    if os.path.commonpath([source, dest]) == dest:
+        raise SameDirectory(f"--to={to} is or holds --sweep_dir={sweep_dir}: the export replaces <to>/runs, which "
+                            f"would delete the sweep's own runs; export to a directory outside the sweep")
     runs = _finished_runs(sweep_dir)
     records = [r for r in results.read(os.path.join(sweep_dir, sweep.RESULTS_FILE))
                if r["sweep"]["run_id"] in runs]
@@ -85,7 +93,7 @@ def main(argv):
         sys.exit(2)
     try:
         kept = export(sweep_dir, to)
-    except (StaleResults, results.RecordError) as e:
+    except (StaleResults, SameDirectory, results.RecordError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"exported {len(kept)} finished run(s) to {to}")

@@ -35,7 +35,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_stats  # noqa: E402
 import sweep  # noqa: E402
-from table_text import order_key, value_text  # noqa: E402
+from table_text import LATEX_SPECIALS, order_key, value_text  # noqa: E402
 from compare_ssgan import results  # noqa: E402
 
 COLLAPSE_FID = 100.0
@@ -507,9 +507,8 @@ def render(header, rows, notes, fmt):
         writer.writerows(rows)
         return buffer.getvalue() + render_notes(notes, fmt)
     if fmt == "latex":
-        def esc(text):
-            text = str(text).replace("_", "\\_").replace("%", "\\%").replace("±", "$\\pm$").replace(
-                "†", "$^\\dagger$")
+        def esc(text):  # cells may hold markup already (\textbf, $\pm$): only what no markup uses
+            text = str(text).translate(LATEX_SPECIALS).replace("±", "$\\pm$").replace("†", "$^\\dagger$")
             return text.replace("λ", "$\\lambda$").replace("β", "$\\beta$").replace("Δ", "$\\Delta$").replace(
                 "−", "$-$")
         lines = ["\\begin{tabular}{" + "l" * len(header) + "}", "\\toprule",
@@ -517,8 +516,8 @@ def render(header, rows, notes, fmt):
         lines += [" & ".join(esc(c) for c in row) + " \\\\" for row in rows]
         lines += ["\\bottomrule", "\\end{tabular}"]
         return "\n".join(lines) + "\n" + render_notes(notes, fmt)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(str(h).replace("|", "\\|") for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n\n" + render_notes(notes, fmt)
 
 

@@ -28,7 +28,7 @@ import re
 
 import seed_stats
 import sweep
-from table_text import order_key, value_text
+from table_text import LATEX_SPECIALS, order_key, value_text
 from compare_ssgan import config_contract, results
 
 
@@ -50,6 +50,7 @@ def load_probes_by_file(path):
                   "gin_config": _read(os.path.dirname(name), config_contract.CONFIG_FILE, lambda f: f.read())}
         for r in group:
             r.update({key: value for key, value in beside.items() if value and key not in r})
+            r[RUN] = os.path.dirname(os.path.abspath(name))
     return by_file
 
 
@@ -185,24 +186,29 @@ def _mean_std(values):
 TABLE3_ORDER = ["uncond", "cond", "rot_only", "ssgan", "ssgan_sbn"]  # SS-GAN's Table 3 rows
 CLAIM = ("uncond", "ssgan")  # SS-GAN above Uncond-GAN in every block (Chen et al. section 4, appendix C, Fig. 8)
 ROTATION = "rotation"  # the cells' key of D's rotation accuracy
+RUN = "run_dir"  # the key load_probes_by_file gives each record: its run's directory (one probes.jsonl)
 
 
 def final_cells(records):
-    """{model: {block: [test top-1 per seed at the run's last probed step]}} (and under
-    ROTATION, D's rotation accuracy per seed where recorded), and those steps."""
+    """({model: {block: [test top-1 per seed]}} (and under ROTATION, D's rotation accuracy per
+    seed where recorded) at the table's final step, that step, {run: its last probed step} for the
+    runs probed only to an earlier one). The final step is the last any run of the table was
+    probed at: a run that failed or stopped before it, or is still being probed, is in no cell,
+    never averaged in at an earlier step."""
     last = {}
     for r in records:
-        last[r["model_dir"]] = max(last.get(r["model_dir"], r["step"]), r["step"])
+        last[r[RUN]] = max(last.get(r[RUN], r["step"]), r["step"])
+    final = max(last.values())
     cells = collections.defaultdict(lambda: collections.defaultdict(list))
     rotation = {}  # per run: one value (every block's record of a step carries the same one)
     for r in records:
-        if r["step"] == last[r["model_dir"]]:
+        if r["step"] == final:
             cells[r["model"]][r["block"]].append(r["test_top1"])
             if r.get("d_rotation_accuracy") is not None:
-                rotation[r["model_dir"]] = (r["model"], r["d_rotation_accuracy"])
+                rotation[r[RUN]] = (r["model"], r["d_rotation_accuracy"])
     for model, value in rotation.values():
         cells[model][ROTATION].append(value)
-    return cells, sorted(set(last.values()))
+    return cells, final, {run: step for run, step in last.items() if step < final}
 
 
 def _cell_text(values, fmt, bold=False):
@@ -217,7 +223,7 @@ def _cell_text(values, fmt, bold=False):
 
 
 def table(records, fmt, render, names, order, extra_notes=()):
-    cells, steps = final_cells(records)
+    cells, final, short = final_cells(records)
     models = [m for m in order if m in cells] + sorted(set(cells) - set(order))
     blocks = sorted({b for c in cells.values() for b in c if b != ROTATION})
     rotation = any(cells[m].get(ROTATION) for m in models)
@@ -248,8 +254,11 @@ def table(records, fmt, render, names, order, extra_notes=()):
     notes = [f"Linear probe (multinomial logistic regression, C in {r['probe']['inverse_regularization']}) "
              f"on each D block of {r['dataset']} runs; {pooling}; trained on {r['num_train']:,} "
              f"{r['train_split']} images, top-1 on {r['num_test']:,} {r['test_split']} images.",
-             f"Mean ± std (sample std) over seeds (count in parentheses) at each run's last probed GAN step "
-             f"({', '.join(map(str, steps))}); higher is better; the best model of each block in bold."]
+             f"Mean ± std (sample std) over seeds (count in parentheses) at GAN step {final}, the last step "
+             f"the runs were probed at; higher is better; the best model of each block in bold."]
+    if short:
+        notes.append("In no cell (probed only to an earlier step): " + ", ".join(
+            f"{os.path.basename(run)} (step {step})" for run, step in sorted(short.items())) + ".")
     if claim:
         notes.append(f"{model_name} vs {baseline_name}: mean({model_name}) − mean({baseline_name}) "
                      f"with a {seed_stats.CONFIDENCE:.0%} percentile bootstrap interval; p: two-sided Welch "
@@ -327,7 +336,7 @@ def plot_curves(records, plot_dir, names, order, configuration=None):
 
     series = collections.defaultdict(lambda: collections.defaultdict(lambda: collections.defaultdict(dict)))
     for r in records:  # a run: one seed of a model (one configuration per model, _check_one_configuration)
-        series[r["block"]][r["model"]].setdefault(r["seed"], {})[r["step"]] = r["test_top1"]
+        series[r["block"]][r["model"]].setdefault(r[RUN], {})[r["step"]] = r["test_top1"]
     blocks = sorted(series)
     fig, axes = plt.subplots(1, len(blocks), figsize=(3.6 * len(blocks), 3.2), squeeze=False, sharey=True)
     for ax, block in zip(axes[0], blocks):
@@ -359,7 +368,7 @@ def plot_curves(records, plot_dir, names, order, configuration=None):
 def _heading(text, fmt):
     """A heading above one of several tables, visible in each format."""
     if fmt == "latex":
-        return "\\paragraph{" + text.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&") + "}\n"
+        return "\\paragraph{" + text.translate(LATEX_SPECIALS) + "}\n"
     return {"markdown": f"**{text}**\n\n", "csv": f"# {text}\n"}[fmt]
 
 

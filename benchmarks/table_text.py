@@ -1,6 +1,11 @@
-"""How the table scripts order and print the values of a grouping axis, shared so that
+"""How the table scripts order, print and escape the values of a grouping axis, shared so that
 make_tables.py and representation_table.py sort and name a value alike (representation_table
 cannot import make_tables: that module defines its command-line flags at import)."""
+
+# LaTeX's special characters a value or label may hold (a gin binding, a grid label), escaped;
+# not $ \ { }, which the tables' own markup (\textbf, $\pm$) uses.
+LATEX_SPECIALS = str.maketrans({"_": "\\_", "%": "\\%", "&": "\\&", "#": "\\#", "~": "\\textasciitilde{}",
+                                "^": "\\textasciicircum{}"})
 
 
 def order_key(values):

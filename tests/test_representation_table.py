@@ -110,6 +110,25 @@ def test_representation_table_and_curves(tmp_path):
     assert "| SS-GAN | 0.500 (1) | 0.500 (1) |" not in mixed.split("probe.inverse_regularization = [1]")[0]
 
 
+def test_a_run_probed_only_to_an_earlier_step_is_named_not_averaged(tmp_path):
+    """A run that failed (or is still being probed) before the table's final step: its last
+    probe is in no cell; a run moved after probing (another model_dir) is still one seed."""
+    root = str(tmp_path / "results")
+    _write_run(root, "uncond", 0, {500: [0.1, 0.1], 1000: [0.30, 0.40]})
+    _write_run(root, "uncond", 1, {500: [0.9, 0.9]})  # failed after step 500
+    _write_run(root, "ssgan", 0, {500: [0.2, 0.2], 1000: [0.50, 0.60]})  # moved before step 1000's probe
+    moved = os.path.join(root, "runs", sorted(os.listdir(os.path.join(root, "runs")))[-1], "probes.jsonl")
+    lines = open(moved).read().splitlines()
+    with open(moved, "w") as f:
+        f.write("\n".join(lines[:2] + [json.dumps(dict(json.loads(x), model_dir="/elsewhere")) for x in lines[2:]]) + "\n")
+    result = _make_tables(f"--results={root}")
+    assert result.returncode == 0, result.stderr
+    assert "| Uncond-GAN | 0.300 (1) | 0.400 (1) |" in result.stdout
+    assert "| SS-GAN | **0.500 (1)** | **0.600 (1)** |" in result.stdout
+    assert "at GAN step 1000, the last step the runs were probed at" in result.stdout
+    assert "In no cell (probed only to an earlier step): uncond-s1-1 (step 500)." in result.stdout
+
+
 def test_a_sweep_binding_splits_the_table(tmp_path):
     """A grid over a gin binding the probe records do not carry (e.g. the rotation loss weight):
     the runs' sweep_spec.json tells the tables apart; 0 and 0.0 are one value."""

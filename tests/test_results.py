@@ -68,13 +68,17 @@ def test_two_learning_rate_grid_renders_two_rows(tmp_path):
     assert "| 0.0001 | SS-GAN | 2 | 0.0210 ± 0.0014 |" in kid and "KID (CIFAR-10 classifier)" in kid
 
 
-def test_axis_values_print_apart_and_sort_numerically():
+def test_axis_values_print_apart_sort_numerically_and_stay_one_cell():
     """Two swept values never print alike (an EMA decay of 0.9999999 is not "1"), and rows sort
     numbers numerically, then text, then values a run did not record."""
     assert table_text.value_text(0.9999999) != table_text.value_text(1.0) == "1"
     assert table_text.value_text(4e-4) == "0.0004" and table_text.value_text(None) == "—"
     assert table_text.value_text((0.1, 2)) == "[0.1, 2]"
     assert sorted([None, "b", 10, 2.5, "a"], key=lambda v: table_text.order_key([v])) == [2.5, 10, "a", "b", None]
+    # A label with a column separator stays one cell in every format.
+    latex = make_tables.render(["grid_label", "Model"], [["A & B #1", "\\textbf{12.00 ± 1.00}"]], [], "latex")
+    assert "grid\\_label & Model \\\\" in latex and "A \\& B \\#1 & \\textbf{12.00 $\\pm$ 1.00} \\\\" in latex
+    assert "| p\\|q | SS-GAN |" in make_tables.render(["label", "Model"], [["p|q", "SS-GAN"]], [], "markdown")
 
 
 def test_runs_differing_in_protocol_or_any_axis_are_never_averaged():

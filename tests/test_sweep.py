@@ -236,6 +236,13 @@ def test_export_mirrors_finished_runs_and_refuses_ungathered_results(tmp_path):
     with pytest.raises(export_sweep.StaleResults, match="behind run b"):
         export_sweep.export(str(sweep_dir), str(to))
 
+    # Exported into the sweep itself (or a directory holding it): refused before anything is deleted.
+    for target in (sweep_dir, sweep_dir / ".." / sweep_dir.name, sweep_dir.parent):
+        with pytest.raises(export_sweep.SameDirectory, match="is or holds --sweep_dir"):
+            export_sweep.export(str(sweep_dir), str(target))
+    assert sorted(os.listdir(sweep_dir / "runs")) == ["a", "b", "c"]
+    assert os.listdir(sweep_dir / "runs" / "a" / "checkpoints") == []
+
 
 def test_second_sweep_on_the_same_out_is_refused(tmp_path):
     grid, out = _grid_file(tmp_path, ["uncond"]), str(tmp_path / "sweep")
