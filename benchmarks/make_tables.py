@@ -104,27 +104,35 @@ def outcomes(records):
     return result
 
 
-def unscored_failures(path, records):
-    """Run ids the sweep gave up on that no record holds, so no cell can count them: crashed
-    before any score (a non-finite loss has its own record), or scored after results.jsonl was
-    last gathered ("not gathered"). Read from the run directories beside results.jsonl."""
+def unscored_runs(path, records):
+    """{why: run ids} of the sweep's runs that no record holds, so no cell can count them: failed
+    before any score (a non-finite loss has its own record), scored after results.jsonl was last
+    gathered, queued or running without a score yet, or finished without one. Read from the run
+    directories beside results.jsonl."""
     directory = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     gathered = {(r.get("sweep") or {}).get("run_id") for r in records}
-    failed = {"before any score": [], "not gathered": []}
+    unscored = {why: [] for why in _UNSCORED_TEXTS}
     for run_id, (run, state) in sweep.run_states(directory).items():
-        if state == "failed" and run_id not in gathered:
+        if run_id not in gathered:
             scores = os.path.join(run, results.SCORES_FILE)
-            scored = os.path.exists(scores) and os.path.getsize(scores) > 0
-            failed["not gathered" if scored else "before any score"].append(run_id)
-    return {why: ids for why, ids in failed.items() if ids}
+            if os.path.exists(scores) and os.path.getsize(scores) > 0:
+                unscored["not gathered"].append(run_id)
+            else:
+                unscored[{"failed": "before any score", "done": "done without a score"}.get(state, "no score yet")
+                         ].append(run_id)
+    return {why: ids for why, ids in unscored.items() if ids}
 
 
-def _unscored_note(failed):
-    texts = {"before any score": "failed before their first score (see each run's log)",
-             "not gathered": "failed, with scores that results.jsonl does not hold yet (re-run the sweep "
-                             "command: it gathers)"}
-    return "In no cell: " + "; ".join(f"{len(ids)} run(s) {texts[why]}: {', '.join(ids)}"
-                                      for why, ids in failed.items()) + "."
+_UNSCORED_TEXTS = {"before any score": "failed before their first score (see each run's log)",
+                   "not gathered": "with scores that results.jsonl does not hold yet (re-run the sweep command: "
+                                   "it gathers)",
+                   "no score yet": "queued or running, without a score yet",
+                   "done without a score": "finished without a score (see each run's log)"}
+
+
+def _unscored_note(unscored):
+    return "In no cell: " + "; ".join(f"{len(ids)} run(s) {_UNSCORED_TEXTS[why]}: {', '.join(ids)}"
+                                      for why, ids in unscored.items()) + "."
 
 
 def final_records(records):
@@ -620,9 +628,9 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     text = function(records, FLAGS.format, FLAGS.metric)
-    failed = unscored_failures(FLAGS.results, every)
-    if failed:
-        text += ("\n" if FLAGS.format == "markdown" else "") + render_notes([_unscored_note(failed)], FLAGS.format)
+    unscored = unscored_runs(FLAGS.results, every)
+    if unscored:
+        text += ("\n" if FLAGS.format == "markdown" else "") + render_notes([_unscored_note(unscored)], FLAGS.format)
     if FLAGS.output:
         with open(FLAGS.output, "w") as f:
             f.write(text)

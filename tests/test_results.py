@@ -287,25 +287,30 @@ def test_make_tables_cli_reports_a_bad_record_in_one_line(tmp_path):
 
 
 def test_runs_that_failed_before_any_score_are_named_under_the_table(tmp_path):
-    """A crash other than a non-finite loss leaves no record: the run directories still say."""
+    """A crash other than a non-finite loss leaves no record, nor does a run not scored yet: the
+    run directories still say."""
     records = [in_sweep(score("ssgan", s, 20.0 + s), f"ssgan-{s}") for s in (0, 1)]
     write(tmp_path / "results.jsonl", records)
     for run_id, state in (("ssgan-0", "done"), ("ssgan-1", "failed"), ("ssgan-2", "failed"), ("ssgan-3", "running")):
         (tmp_path / "runs" / run_id).mkdir(parents=True)
         (tmp_path / "runs" / run_id / sweep.STATUS_FILE).write_text(json.dumps({"state": state}))
     # ssgan-1 failed on a retry after its scores were gathered: counted in its cell, not here.
-    assert make_tables.unscored_failures(str(tmp_path), records) == {"before any score": ["ssgan-2"]}
+    assert make_tables.unscored_runs(str(tmp_path), records) == {"before any score": ["ssgan-2"],
+                                                                   "no score yet": ["ssgan-3"]}
     write(tmp_path / "runs" / "ssgan-2" / "scores.jsonl", [score("ssgan", 2, 22.0)])  # not gathered yet
-    assert make_tables.unscored_failures(str(tmp_path / "results.jsonl"), records) == {"not gathered": ["ssgan-2"]}
+    assert make_tables.unscored_runs(str(tmp_path / "results.jsonl"), records) == {"not gathered": ["ssgan-2"],
+                                                                                 "no score yet": ["ssgan-3"]}
     (tmp_path / "runs" / "ssgan-2" / "scores.jsonl").unlink()
     result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}",
                              "--table=robustness"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "\n\nIn no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2." in result.stdout
+    assert ("\n\nIn no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2; "
+            "1 run(s) queued or running, without a score yet: ssgan-3." in result.stdout)
     result = subprocess.run([sys.executable, "benchmarks/make_tables.py", f"--results={tmp_path}", "--format=csv"],
                             cwd=REPO, capture_output=True, text=True)
     last = list(csv.reader(io.StringIO(result.stdout)))[-1]  # one field, however many commas
-    assert last == ["# In no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2."]
+    assert last == ["# In no cell: 1 run(s) failed before their first score (see each run's log): ssgan-2; "
+                    "1 run(s) queued or running, without a score yet: ssgan-3."]
 
 
 def test_probe_records_are_a_kind_of_their_own():
