@@ -226,7 +226,9 @@ class Cell:
                       "collapsed, no value" if status == "collapsed" else "no value"] += 1
         else:
             self.values.append(value)
-            self.collapsed += record.get("status") == "collapsed" or (self.metric == "fid" and value > COLLAPSE_FID)
+            # A collapse is the run's, whichever metric the table shows: its FID says so.
+            fid = record.get("fid")
+            self.collapsed += record.get("status") == "collapsed" or (fid is not None and fid > COLLAPSE_FID)
 
     def summary(self):
         return seed_stats.summarize(self.values, _lower_is_better(self.metric))
@@ -262,7 +264,7 @@ def _digits(metric):
 
 def _stats_note(metric):
     better = "lower" if _lower_is_better(metric) else "higher"
-    collapse = f"FID > {COLLAPSE_FID:g} or " if metric == "fid" else ""
+    collapse = f"FID > {COLLAPSE_FID:g}" + ("" if metric == "fid" else " (whichever metric is shown)") + " or "
     return (f"Mean ± sample std (ddof=1) over the seeds with a value; best = the {better} value of the n "
             f"seeds ({better} is better); collapsed: {collapse}status 'collapsed' (kept in the mean); "
             f"diverged/failed/damaged runs have no value and are counted, not averaged. "

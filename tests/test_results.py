@@ -66,6 +66,7 @@ def test_two_learning_rate_grid_renders_two_rows(tmp_path):
     assert csv.splitlines()[0].startswith("options.g_lr,Model,n,mean ± std,best")
     kid = make_tables.by_axes_table(records, "markdown", metric="kid")
     assert "| 0.0001 | SS-GAN | 2 | 0.0210 ± 0.0014 |" in kid and "KID (CIFAR-10 classifier)" in kid
+    assert "| 0.0004 | SS-GAN | 2 | 0.0950 ± 0.0212 | 0.0800 | 1 collapsed |" in kid  # its FID is > 100
 
 
 def test_axis_values_print_apart_sort_numerically_and_stay_one_cell():
