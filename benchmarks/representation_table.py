@@ -6,11 +6,12 @@ python benchmarks/make_tables.py --results=sweeps/rep --table=representation --f
 Reads every probes.jsonl under --results (one per run, written by --schedule=probe, see
 compare_ssgan/eval/probes.py). Table: a row per model (Uncond-GAN, Cond-GAN, Rot-only,
 SS-GAN, SS-GAN (sBN), then any other), a column per D block, the cell the mean ± std over
-seeds of the linear probe's test top-1 at each run's last probed step; the best model of
-each block in bold. Curves: test top-1 against the GAN's generator step, a panel per block,
-a line per model (mean over seeds, band: ± std). Models with SS-GAN's rotation task get a last
-column: D's rotation accuracy on the probe's test images (all four rotations; chance 0.25;
-"—" for the others), with its own seed count: probes recorded before the field existed lack it.
+seeds of the linear probe's test top-1 at the table's last probed step (a run probed only to
+an earlier step is named under the table, not averaged in); the best model of each block in
+bold. Curves: test top-1 against the GAN's generator step, a panel per block, a line per model
+(mean over seeds, band: ± std). Models with SS-GAN's rotation task get a last column: D's
+rotation accuracy on the probe's test images (all four rotations; chance 0.25; "—" for the
+others), with its own seed count: probes recorded before the field existed lack it.
 A last row tests the paper's claim per block, SS-GAN against Uncond-GAN: the difference of the
 means, its bootstrap interval, Welch and Mann-Whitney p (benchmarks/seed_stats.py, as the
 robustness table).
