@@ -35,7 +35,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import seed_stats  # noqa: E402
 import sweep  # noqa: E402
-from table_text import LATEX_SPECIALS, order_key, value_text  # noqa: E402
+from table_text import LATEX_SPECIALS, mark_best, order_key, value_text  # noqa: E402
 from compare_ssgan import results  # noqa: E402
 
 COLLAPSE_FID = 100.0
@@ -384,12 +384,6 @@ def _setting_order(s):
     return s[0], s[1] or 0, s[2], s[3], s[4]
 
 
-def _mark(text, fmt, bold):
-    if bold:
-        text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
-    return text
-
-
 @table("robustness")
 def robustness_table(records, fmt, metric="fid"):
     """Rows: any other varying axes, then the setting; per dataset, per model: mean ± std (the
@@ -427,7 +421,7 @@ def robustness_table(records, fmt, metric="fid"):
                     text += "†"
                 if cell is not None and cell.counts_text():
                     text += f" ({cell.counts_text()})"
-                row += [_mark(text, fmt, len(means) > 1 and x.mean == best_mean),
+                row += [mark_best(text, fmt, len(means) > 1 and x.mean == best_mean),
                         "—" if x.best is None else f"{x.best:.{digits}f}", str(x.n)]
             for m in models[1:]:
                 base, cell = cellmap.get(models[0]), cellmap.get(m)

@@ -29,7 +29,7 @@ import re
 
 import seed_stats
 import sweep
-from table_text import LATEX_SPECIALS, order_key, value_text
+from table_text import LATEX_SPECIALS, mark_best, order_key, value_text
 from compare_ssgan import config_contract, results
 
 
@@ -218,8 +218,7 @@ def _cell_text(values, fmt, bold=False):
         return "—"
     mean, std = _mean_std(values)
     text = f"{mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + f" ({len(values)})"
-    if bold:
-        text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
+    text = mark_best(text, fmt, bold)
     return text.replace("±", "$\\pm$") if fmt == "latex" else text
 
 

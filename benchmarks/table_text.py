@@ -22,3 +22,10 @@ def value_text(value):
     if isinstance(value, float):
         return f"{value:g}" if float(f"{value:g}") == value else repr(value)
     return "—" if value is None else str(value)
+
+
+def mark_best(text, fmt, bold):
+    """A cell's text, in bold in `fmt` when `bold` (the best value of its row or column)."""
+    if bold:
+        text = {"markdown": f"**{text}**", "latex": f"\\textbf{{{text}}}", "csv": text}[fmt]
+    return text
