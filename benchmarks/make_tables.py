@@ -65,18 +65,21 @@ def run_key(record):
 
 
 def filter_protocol(records, feature_network=None, num_samples=None):
+    """The scores of one protocol, and every training divergence: a divergence is no evaluation,
+    so it counts under whichever protocol the table shows."""
+    keep = lambda r, ok: ok or results.is_training_divergence(r)  # noqa: E731
     if feature_network:
-        records = [r for r in records if (r.get("feature_network") or {}).get("name") == feature_network]
+        records = [r for r in records if keep(r, (r.get("feature_network") or {}).get("name") == feature_network)]
     if num_samples:
-        records = [r for r in records if r.get("num_samples") == num_samples]
+        records = [r for r in records if keep(r, r.get("num_samples") == num_samples)]
     return records
 
 
 def select(records, feature_network=None, num_samples=None):
     """The records of one evaluation protocol, for the papers' layouts (FID depends on both)."""
     records = filter_protocol(records, feature_network, num_samples)
-    protocols = sorted({((r.get("feature_network") or {}).get("name"), r.get("num_samples")) for r in records},
-                       key=str)
+    protocols = sorted({((r.get("feature_network") or {}).get("name"), r.get("num_samples")) for r in records
+                        if not results.is_training_divergence(r)}, key=str)
     if len(protocols) > 1:
         raise ValueError(f"the results mix evaluation protocols (feature network, samples) {protocols}; "
                          f"choose one with --feature_network and --num_samples (or leave out --table "
@@ -85,22 +88,33 @@ def select(records, feature_network=None, num_samples=None):
 
 
 def outcomes(records):
-    """Per run and protocol: (state, record). 'final': its last training step is scored (record =
-    that score); 'failed': the sweep gave up on it, or training stopped on a non-finite loss (an
-    origin 'training' record); 'unfinished': still to run or resume."""
-    rank = lambda r: (r["step"], not results.is_training_divergence(r))  # noqa: E731 (a score wins)
-    last = {}
+    """Per run and protocol: (state, record), record = the run's last score under that protocol.
+    'final': its last training step is scored; 'diverged': training stopped on a non-finite loss
+    (an origin 'training' record) at or after that score, under any protocol: a divergence is the
+    run's, not a protocol's (a run that diverged before any score is one ('diverged', divergence
+    record)); 'failed': the sweep gave up on it; 'unfinished': still to run or resume."""
+    last, diverged = {}, {}
     for record in records:
-        key = (run_key(record), _protocol(record))
-        if key not in last or rank(record) > rank(last[key]):
+        run = run_key(record)
+        if results.is_training_divergence(record):
+            if run not in diverged or record["step"] > diverged[run]["step"]:
+                diverged[run] = record
+            continue
+        key = (run, _protocol(record))
+        if key not in last or record["step"] > last[key]["step"]:
             last[key] = record
+    scored = {run for run, _ in last}
+    last.update({(run, _protocol(record)): record for run, record in diverged.items() if run not in scored})
     result = {}
-    for key, record in last.items():
-        if record["step"] >= record.get("training_steps", record["step"]):
-            result[key] = ("final", record)
+    for (run, protocol), record in last.items():
+        if results.is_training_divergence(record) or (
+                run in diverged and diverged[run]["step"] >= record["step"]):
+            result[run, protocol] = ("diverged", record)
+        elif record["step"] >= record.get("training_steps", record["step"]):
+            result[run, protocol] = ("final", record)
         else:
-            failed = record.get("sweep", {}).get("state") == "failed" or results.is_training_divergence(record)
-            result[key] = ("failed" if failed else "unfinished", record)
+            failed = record.get("sweep", {}).get("state") == "failed"
+            result[run, protocol] = ("failed" if failed else "unfinished", record)
     return result
 
 
@@ -218,8 +232,8 @@ class Cell:
 
     def add(self, state, record):
         value = record.get(self.metric)
-        if state == "failed":
-            self.lost["diverged" if results.is_training_divergence(record) else "failed"] += 1
+        if state in ("diverged", "failed"):
+            self.lost[state] += 1
         elif value is None:
             status = record.get("status")
             self.lost[status if status in ("diverged", "damaged") else
@@ -275,12 +289,17 @@ def _stats_note(metric):
 
 
 def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
-    samples = sorted({r.get("num_samples") for r in records}, key=str)
-    steps = sorted({r["step"] for r in records})
-    networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
-    lines = [f"Metric: {_metric_label(records, metric)}; feature network: {', '.join(networks)}; "
+    scores = [r for r in records if not results.is_training_divergence(r)] or records  # hold the protocol
+    samples = sorted({r.get("num_samples") for r in scores}, key=str)
+    networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in scores})
+    finished = lambda r: (not results.is_training_divergence(r)  # noqa: E731
+                          and r["step"] >= r.get("training_steps", r["step"]))
+    steps = sorted({r["step"] for r in records if finished(r)})
+    stopped = sorted({r["step"] for r in records if not finished(r)})
+    not_finished = f"; last recorded step(s) of the runs that did not finish: {', '.join(map(str, stopped))}"
+    lines = [f"Metric: {_metric_label(scores, metric)}; feature network: {', '.join(networks)}; "
              f"{', '.join(map(str, samples))} generated samples per set; final step(s): "
-             f"{', '.join(map(str, steps))}."]
+             f"{', '.join(map(str, steps)) or '—'}{not_finished if stopped else ''}."]
     if any(n != "inception" for n in networks):
         lines.append("Not Inception FID: not comparable to the papers' numbers.")
     lines += _provenance_notes(records) if provenance else []  # the runs table has a column each
@@ -488,8 +507,7 @@ def runs_table(records, fmt, metric="fid"):
         rows.append([value_text(v) for v in key_of[id(r)]] + [
             MODEL_NAMES.get(r["model"], r["model"]), str(r.get("seed", "?")),
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
-            r["status"] if state == "final" else "failed: diverged" if state == "failed" and r["status"] == "diverged"
-            else state,
+            r["status"] if state == "final" else "failed: diverged" if state == "diverged" else state,
             "—" if not r.get("code_version") else _code_text(r), _trained_on_text(r)])
     notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "

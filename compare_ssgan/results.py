@@ -201,11 +201,19 @@ def is_training_divergence(record):
     return record.get("origin") == "training"
 
 
+def network_identity(network):
+    """A feature network's weights: the content hash its `source` ends with ("<where> sha256:<hex>",
+    eval/feature_networks.py), else the whole source (a TF Hub handle names its weights). Where
+    the file lay is not part of it: one model at two paths scores alike."""
+    source = (network or {}).get("source")
+    return source[source.rindex("sha256:"):] if source and "sha256:" in source else source
+
+
 def score_key(record):
     """What makes two score records scores of the same evaluation of the same checkpoint: the
     scores file's "already scored?" identity, and the sweep's "latest record per evaluation"."""
     network = record.get("feature_network") or {}
-    return (record.get("step"), network.get("name"), network.get("source"), record.get("num_samples"),
+    return (record.get("step"), network.get("name"), network_identity(network), record.get("num_samples"),
             record.get("num_fake_sets"), record.get("real_split"), record.get("eval_seed"),
             "checkpoint" if record.get("checkpoint") else "divergence")  # see Evaluator.record_divergence
 
@@ -281,7 +289,8 @@ def operative_binding(record, name):
 def axes(record):
     """{(source, name): value} of everything that identifies a run's configuration and its
     evaluation protocol, except the seed, in display priority: the grid's own labels, dataset
-    and model, the run's configuration, the sweep's gin bindings and files, the protocol. Two
+    and model, the run's configuration, the sweep's gin bindings and files, the protocol (none for
+    a training divergence: it is counted under whichever protocol a table shows). Two
     records with different axes are different configurations; the code version is not an axis
     (the runs table lists it)."""
     sweep = record.get("sweep") or {}
@@ -300,10 +309,10 @@ def axes(record):
         # a row may differ in their gin file, never in these.
         result[("gin", "presets")] = _hashable(sweep["gin_files"][1:])
     network = record.get("feature_network") or {}
-    for name in PROTOCOL_FIELDS:
+    for name in () if is_training_divergence(record) else PROTOCOL_FIELDS:
         if name == "feature_network":
             result[("protocol", "feature_network")] = network.get("name")
-            result[("protocol", "feature_network.source")] = network.get("source")
+            result[("protocol", "feature_network.weights")] = network_identity(network)
         elif name in record:
             result[("protocol", name)] = _hashable(record[name])
     if record.get("kind") == "probe":

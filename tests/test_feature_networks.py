@@ -1,6 +1,8 @@
 """Feature networks: the registry, Inception loading + TF-GAN preprocessing (with a stand-in
 SavedModel of the same signature), and the shipped CIFAR-10 classifier."""
 import os
+import re
+import shutil
 import sys
 
 import gin
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from compare_ssgan import datasets
+from compare_ssgan import datasets, results
 from compare_ssgan.errors import UserError
 from compare_ssgan.eval import feature_networks
 from run_helpers import CIFAR10_TAR
@@ -39,6 +41,20 @@ def inception_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("inception") / "saved_model")
     tf.saved_model.save(StandInInception(), path)
     return path
+
+
+def test_one_inception_at_two_paths_is_one_feature_network(inception_dir, clean_gin, tmp_path):
+    """Results name the SavedModel by a hash of its files, not by where it lay: copies score as
+    one protocol (one table row), a changed model as another."""
+    def identity(path):
+        gin.bind_parameter("inception.path", path)
+        return results.network_identity(feature_networks.build("inception").info.as_dict())
+
+    copy = shutil.copytree(inception_dir, tmp_path / "elsewhere")
+    assert identity(str(copy)) == identity(inception_dir)
+    with open(os.path.join(copy, "assets", "note.txt"), "w") as f:
+        f.write("changed")  # a file more: still loads, no longer the same directory
+    assert identity(str(copy)) != identity(inception_dir)
 
 
 def _tf1_bilinear_reference(images, size):
@@ -82,7 +98,8 @@ def test_inception_from_local_saved_model(inception_dir, clean_gin):
     network = feature_networks.build("inception")
     assert network.info.name == "inception"
     assert network.info.label == "FID (Inception)"
-    assert network.info.source == f"saved_model:{os.path.abspath(inception_dir)}"
+    where, digest = network.info.source.split(" ")
+    assert where == f"saved_model:{os.path.abspath(inception_dir)}" and re.fullmatch(r"sha256:[0-9a-f]{12}", digest)
     rng = np.random.default_rng(1)
     images = rng.uniform(-1, 1, size=(7, 32, 32, 3)).astype(np.float32)
     features, logits = network(images)

@@ -98,6 +98,15 @@ def test_runs_differing_in_protocol_or_any_axis_are_never_averaged():
     assert make_tables.select(base + inception, feature_network="inception") == inception
     robustness = make_tables.robustness_table(base + other_batch, "markdown")
     assert [r.split(" | ")[0] for r in _rows(robustness)] == ["| 32", "| 64"]  # batch_size column
+    # One network's weights at two paths are one protocol (its content hash); other weights are not.
+    def at(path, digest, seeds):
+        network = {"name": "inception", "source": f"saved_model:{path} sha256:{digest}"}
+        return [score("ssgan", s, 10.0 + s, feature_network=network, model_dir=f"{path}/{s}") for s in seeds]
+
+    moved = make_tables.by_axes_table(at("/a", "abc", (0, 1)) + at("/b", "abc", (2,)) + at("/c", "def", (3,)),
+                                      "markdown")
+    assert sorted(_cells(r)[-6] for r in _rows(moved)) == ["11.00 ± 1.00", "13.00"]
+    assert "Grouped by: feature_network.weights, model;" in moved
 
 
 def test_models_of_a_row_are_never_compared_across_a_protocol_or_training_difference():
@@ -203,6 +212,35 @@ def test_curves_average_only_the_steps_every_seed_reached(tmp_path):
     assert seed_stats.common_steps(by_run) == {50: [40.0, 60.0], 100: [20.0, 40.0]}
     [path] = make_tables.plot_curves(finished + unfinished, str(tmp_path))
     assert path.endswith("fid_vs_step_cifar10.png") and os.path.getsize(path) > 0
+
+
+def test_a_divergence_counts_under_every_protocol_and_the_footer_names_where_runs_stopped():
+    """Training wrote one divergence record, under the protocol it evaluated with; the run's
+    checkpoints were scored again later by a second protocol (500 samples)."""
+    second = dict(num_samples=500, feature_network={"name": "inception", "source": "saved_model sha256:0"})
+    records = [in_sweep(score("uncond", s, 30.0 + s), f"uncond-{s}") for s in (0, 1)] + [
+        in_sweep(score("uncond", s, 40.0 + s, **second), f"uncond-{s}") for s in (0, 1)] + [
+        in_sweep(score("ssgan", 0, 25.0, step=50), "ssgan-0", state="failed"),
+        in_sweep(score("ssgan", 0, 35.0, step=50, **second), "ssgan-0", state="failed"),
+        in_sweep(divergence("ssgan", 0, step=70), "ssgan-0", state="failed"),
+        in_sweep(divergence("ssgan", 1, step=5), "ssgan-1", state="failed")]  # before any score
+    states = sorted((r["sweep"]["run_id"], r.get("num_samples"), state)
+                    for state, r in make_tables.outcomes(records).values())
+    assert states == [("ssgan-0", 500, "diverged"), ("ssgan-0", 2000, "diverged"), ("ssgan-1", 2000, "diverged"),
+                      ("uncond-0", 500, "final"), ("uncond-0", 2000, "final"),
+                      ("uncond-1", 500, "final"), ("uncond-1", 2000, "final")]
+    for feature_network in ("cifar10_classifier", "inception"):
+        chosen = make_tables.select(records, feature_network=feature_network)
+        table = make_tables.robustness_table(chosen, "markdown")
+        [row] = _rows(table)
+        assert _cells(row)[8] == "— (2 diverged)", feature_network
+        assert "final step(s): 100; last recorded step(s) of the runs that did not finish: 5, 50." in table
+        assert f"feature network: {feature_network};" in table
+        runs = {(_cells(r)[-8], _cells(r)[-7]): _cells(r)[-3]
+                for r in _rows(make_tables.runs_table(chosen, "markdown"))}
+        assert runs[("SS-GAN", "0")] == runs[("SS-GAN", "1")] == "failed: diverged"
+        assert runs[("Uncond-GAN", "0")] == "ok"
+
 
 
 def test_a_collapsed_run_without_a_value_and_an_unfinished_diverged_checkpoint_are_labelled_as_such():

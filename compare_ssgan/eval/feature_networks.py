@@ -89,11 +89,23 @@ class FeatureNetwork:
         raise NotImplementedError
 
 
-def _file_sha256(path, length=12):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
+def _file_sha256(path, length=12, digest=None):
+    digest = digest or hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+    return digest.hexdigest()[:length]
+
+
+def _directory_sha256(path, length=12):
+    """Every file's relative name and bytes: the same SavedModel at two paths (or copied to
+    another machine) is one feature network in the results (results.network_identity)."""
+    digest = hashlib.sha256()
+    for root, _, files in sorted(tf.io.gfile.walk(path)):
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\0")
+            _file_sha256(full, digest=digest)
     return digest.hexdigest()[:length]
 
 
@@ -127,7 +139,7 @@ def _load_inception(path):
                             f"at the SavedModel directory of TF-GAN's Inception ({INCEPTION_TFHUB})")
         try:
             where = local if "://" in local else os.path.abspath(local)
-            return tf.saved_model.load(local), f"saved_model:{where}"
+            return tf.saved_model.load(local), f"saved_model:{where} sha256:{_directory_sha256(local)}"
         except Exception as e:  # noqa: BLE001 - many loader error types; all mean "bad model dir"
             raise UserError(f"cannot load the Inception SavedModel at {path}: {type(e).__name__}: {e}") from e
     if "://" not in path:
