@@ -7,6 +7,11 @@ For each run directory under --runs (or --runs itself): the mean of each metric 
 batch, so single values are noisy) and the last value, as a Markdown table. Used to check that an
 auxiliary task is learned at all: LT-GAN's `lt_accuracy` (chance 0.5), SS-GAN's
 `rotation_accuracy_real` (chance 0.25).
+
+python benchmarks/training_metrics.py --runs=sweeps/rob/runs --flat_discriminator
+
+instead counts, per run, the logs at which a hinge-loss D was flat (the same output for every
+image, so G got no gradient): how the robustness sweep's unnormalised D died at the mini preset.
 """
 import glob
 import json
@@ -60,6 +65,28 @@ def summarize(run_dir, metrics, last):
     return rows
 
 
+# D outputs one value for every image: the hinge loss on real and fake is then exactly 2 (a value
+# c in [-1, 1] gives (1 - c) + (1 + c)), and with a gradient penalty its input gradient is ~0, so
+# the penalty reads (sqrt(1e-4) - 1)^2 = 0.9801 (compare_ssgan/gans/penalties.py). G gets no gradient.
+FLAT_HINGE_TOLERANCE = 0.005
+FLAT_PENALTY_MIN = 0.98  # input-gradient norm below ~0.01
+
+
+def flat_discriminator(run_dir):
+    """(logs where D was flat, logs, first such step or None, flat at the last log) from the
+    logged `d_adversarial_loss` (and `penalty` where the run has a gradient penalty); None if the
+    run logged no adversarial loss."""
+    series = read_scalars(run_dir)
+    hinge = dict(series.get("d_adversarial_loss", ()))
+    if not hinge:
+        return None
+    penalty = dict(series.get("penalty", ()))
+    penalty = penalty if any(penalty.values()) else {}  # no_penalty logs 0.0
+    flat = [step for step, value in sorted(hinge.items()) if abs(value - 2.0) < FLAT_HINGE_TOLERANCE
+            and (not penalty or penalty.get(step, 1.0) > FLAT_PENALTY_MIN)]
+    return len(flat), len(hinge), (flat[0] if flat else None), max(hinge) in flat
+
+
 def main(argv):
     del argv
     runs = [FLAGS.runs] if os.path.isdir(os.path.join(FLAGS.runs, "train")) else sorted(
@@ -67,6 +94,17 @@ def main(argv):
     if not runs:
         print(f"error: no run with TensorBoard events (train/) under {FLAGS.runs}", file=sys.stderr)
         sys.exit(2)
+    if FLAGS.flat_discriminator:
+        print("| run | logs with a flat D | first flat step | flat at the last log |")
+        print("|---|---|---|---|")
+        for run in sorted(runs, key=run_name):
+            flat = flat_discriminator(run)
+            print(f"| {run_name(run)} | " + ("(no d_adversarial_loss logged) | | |" if flat is None else
+                  f"{flat[0]} of {flat[1]} | {'—' if flat[2] is None else flat[2]} | {'yes' if flat[3] else 'no'} |"))
+        print(f"\nFlat: d_adversarial_loss within {FLAT_HINGE_TOLERANCE} of 2 (a hinge D with one output for every "
+              f"image) and, where logged, penalty > {FLAT_PENALTY_MIN} (no input gradient).")
+        print(f"machine: {platform.platform()}; command: python {shlex.join(sys.argv)}")
+        return
     print(f"| run | metric | mean of last {FLAGS.last} logs | last step | last value |")
     print("|---|---|---|---|---|")
     for run in sorted(runs, key=run_name):
@@ -82,4 +120,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("runs", None, "A run directory, or a directory of run directories.", required=True)
     flags.DEFINE_list("metrics", ["lt_accuracy", "rotation_accuracy_real"], "Logged metrics to summarize.")
     flags.DEFINE_integer("last", 8, "Mean over this many last logged values.")
+    flags.DEFINE_bool("flat_discriminator", False, "Instead: per run, at how many logs D was flat (one output "
+                      "for every image, no gradient to G), from its hinge loss and gradient penalty.")
     app.run(main)
