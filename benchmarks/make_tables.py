@@ -87,13 +87,21 @@ def select(records, feature_network=None, num_samples=None):
     return records
 
 
+def _under_protocol(divergence, example):
+    """A divergence record as counted under the protocol of the score record `example`."""
+    return {**divergence, **{name: example[name] for name in (*results.PROTOCOL_FIELDS, "metric_labels")
+                             if name in example}}
+
+
 def outcomes(records):
-    """Per run and protocol: (state, record), record = the run's last score under that protocol.
-    'final': its last training step is scored; 'diverged': training stopped on a non-finite loss
-    (an origin 'training' record) at or after that score, under any protocol: a divergence is the
-    run's, not a protocol's (a run that diverged before any score is one ('diverged', divergence
-    record)); 'failed': the sweep gave up on it; 'unfinished': still to run or resume."""
-    last, diverged = {}, {}
+    """Per run and protocol: (state, record). 'final': the run's last training step is scored
+    under that protocol (record = that score); 'diverged': training stopped on a non-finite loss
+    (an origin 'training' record) after every score of the run. A divergence is the run's, not a
+    protocol's: it counts under every protocol the records hold (record = the divergence with that
+    protocol's fields); a score at or after its step is from a retry that got past it, and then it
+    is ignored. 'failed': the sweep gave up on the run; 'unfinished': still to run or resume
+    (record = the last score)."""
+    scores, diverged = {}, {}
     for record in records:
         run = run_key(record)
         if results.is_training_divergence(record):
@@ -101,20 +109,25 @@ def outcomes(records):
                 diverged[run] = record
             continue
         key = (run, _protocol(record))
-        if key not in last or record["step"] > last[key]["step"]:
-            last[key] = record
-    scored = {run for run, _ in last}
-    last.update({(run, _protocol(record)): record for run, record in diverged.items() if run not in scored})
+        if key not in scores or record["step"] > scores[key]["step"]:
+            scores[key] = record
+    last_step, protocols = {}, {}
+    for (run, protocol), record in scores.items():
+        last_step[run] = max(last_step.get(run, record["step"]), record["step"])
+        protocols.setdefault(protocol, record)
+    diverged = {run: r for run, r in diverged.items() if run not in last_step or r["step"] > last_step[run]}
     result = {}
-    for (run, protocol), record in last.items():
-        if results.is_training_divergence(record) or (
-                run in diverged and diverged[run]["step"] >= record["step"]):
-            result[run, protocol] = ("diverged", record)
-        elif record["step"] >= record.get("training_steps", record["step"]):
+    for (run, protocol), record in scores.items():
+        if run in diverged:
+            continue
+        if record["step"] >= record.get("training_steps", record["step"]):
             result[run, protocol] = ("final", record)
         else:
             failed = record.get("sweep", {}).get("state") == "failed"
             result[run, protocol] = ("failed" if failed else "unfinished", record)
+    for run, record in diverged.items():
+        for protocol, example in protocols.items() or [(_protocol(record), record)]:
+            result[run, protocol] = ("diverged", _under_protocol(record, example))
     return result
 
 
@@ -253,12 +266,13 @@ class Cell:
         return ", ".join(parts)
 
 
-def cells(records, metric, key):
-    """{key(record): {model: Cell}} over finished (or finally failed) runs; how many runs are
-    unfinished under some protocol (a run scored by two protocols counts once)."""
+def cells(outcome, metric, key):
+    """{key(record): {model: Cell}} over the finished (or finally failed) runs of `outcome`
+    (outcomes()); how many runs are unfinished under some protocol (a run scored by two
+    protocols counts once)."""
     table = collections.defaultdict(dict)
     unfinished = set()
-    for (run, _), (state, record) in outcomes(records).items():
+    for (run, _), (state, record) in outcome.items():
         if state == "unfinished":
             unfinished.add(run)
             continue
@@ -289,15 +303,15 @@ def _stats_note(metric):
 
 
 def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
-    scores = [r for r in records if not results.is_training_divergence(r)] or records  # hold the protocol
-    samples = sorted({r.get("num_samples") for r in scores}, key=str)
-    networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in scores})
+    samples = sorted({r.get("num_samples") for r in records}, key=str)
+    networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
     finished = lambda r: (not results.is_training_divergence(r)  # noqa: E731
                           and r["step"] >= r.get("training_steps", r["step"]))
     steps = sorted({r["step"] for r in records if finished(r)})
     stopped = sorted({r["step"] for r in records if not finished(r)})
-    not_finished = f"; last recorded step(s) of the runs that did not finish: {', '.join(map(str, stopped))}"
-    lines = [f"Metric: {_metric_label(scores, metric)}; feature network: {', '.join(networks)}; "
+    not_finished = (f"; runs that did not finish: diverged at, or last scored at, step(s) "
+                    f"{', '.join(map(str, stopped))}")
+    lines = [f"Metric: {_metric_label(records, metric)}; feature network: {', '.join(networks)}; "
              f"{', '.join(map(str, samples))} generated samples per set; final step(s): "
              f"{', '.join(map(str, steps)) or '—'}{not_finished if stopped else ''}."]
     if any(n != "inception" for n in networks):
@@ -362,9 +376,10 @@ def _baseline(models):
 
 def by_axes_table(records, fmt, metric="fid"):
     """Any sweep: a row per group (every varying axis except the seed) and model."""
-    finals = [r for _, r in outcomes(records).values()]
+    outcome = outcomes(records)
+    finals = [r for _, r in outcome.values()]
     axes, key_of = grouping_axes(finals, start=lambda r: (r["model"],), exclude=(MODEL_AXIS,), row=lambda r: ())
-    groups, unfinished = cells(records, metric, lambda r: key_of[id(r)])
+    groups, unfinished = cells(outcome, metric, lambda r: key_of[id(r)])
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + [
         "Model", "n", "mean ± std", "best", "collapsed / no value", "Δ vs first model [95% CI]", "Welch p",
@@ -381,7 +396,7 @@ def by_axes_table(records, fmt, metric="fid"):
                 MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
                 "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
                 *(["(first)", "", ""] if model == models[0] else seed_stats.comparison_texts(comparison, digits))])
-    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    shown = [r for state, r in outcome.values() if state != "unfinished"]
     notes = _footer(shown, metric, [_axis_title(a) for a in axes] + ["model"], unfinished) + [
         _counts_note(groups), _stats_note(metric)]
     return render(header, rows, notes, fmt)
@@ -408,11 +423,12 @@ def robustness_table(records, fmt, metric="fid"):
     """Rows: any other varying axes, then the setting; per dataset, per model: mean ± std (the
     better model in bold, † mean FID > 100), best, n; then Δ [CI], Welch p, Mann–Whitney p
     against the first model."""
-    finals = [r for _, r in outcomes(records).values()]
+    outcome = outcomes(records)
+    finals = [r for _, r in outcome.values()]
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], setting(r), r["model"]),
                                   exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
                                   row=lambda r: (r["dataset"], setting(r)))
-    groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
+    groups, unfinished = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
     datasets = sorted({d for d, _, _ in groups})
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
     digits, lower = _digits(metric), _lower_is_better(metric)
@@ -448,7 +464,7 @@ def robustness_table(records, fmt, metric="fid"):
                     seed_stats.compare(base.values, cell.values) if base and cell else None, digits))
             row += [t[0] for t in tests] + [p for t in tests for p in t[1:]]
         rows.append(row)
-    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    shown = [r for state, r in outcome.values() if state != "unfinished"]
     grouped = [_axis_title(a) for a in extra] + ["dataset", "penalty", "λ", "β1", "β2", "D iters", "model"]
     notes = _footer(shown, metric, grouped, unfinished) + [_counts_note(groups),
         _stats_note(metric) + (f" Bold: the better mean of a row; † mean FID > {COLLAPSE_FID:g}."
@@ -459,11 +475,12 @@ def robustness_table(records, fmt, metric="fid"):
 @table("sample_quality")
 def sample_quality_table(records, fmt, metric="fid"):
     """Rows: model (after any other varying axes); per dataset the best final value over seeds."""
-    finals = [r for _, r in outcomes(records).values()]
+    outcome = outcomes(records)
+    finals = [r for _, r in outcome.values()]
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], r["model"]),
                                   exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
                                   row=lambda r: (r["dataset"],))
-    groups, unfinished = cells(records, metric, lambda r: (r["dataset"], key_of[id(r)]))
+    groups, unfinished = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)]))
     datasets = sorted({d for d, _ in groups})
     others = sorted({k for _, k in groups}, key=order_key)
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
@@ -480,7 +497,7 @@ def sample_quality_table(records, fmt, metric="fid"):
                 row.append(text + (f" [{cell.counts_text()}]" if cell and cell.counts_text() else ""))
             if any(c != "—" for c in row[len(other) + 1:]):
                 rows.append(row)
-    shown = [r for state, r in outcomes(records).values() if state != "unfinished"]
+    shown = [r for state, r in outcome.values() if state != "unfinished"]
     notes = _footer(shown, metric, [_axis_title(a) for a in extra] + ["dataset", "model"], unfinished) + [
         _counts_note(groups), "Best final-step value over seeds (of n seeds; mean ± std); "
         + ("lower" if _lower_is_better(metric) else "higher") + " is better."]

@@ -10,8 +10,9 @@ auxiliary task is learned at all: LT-GAN's `lt_accuracy` (chance 0.5), SS-GAN's
 
 python benchmarks/training_metrics.py --runs=sweeps/rob/runs --flat_discriminator
 
-instead counts, per run, the logs at which a hinge-loss D was flat (the same output for every
-image, so G got no gradient): how the robustness sweep's unnormalised D died at the mini preset.
+instead counts, per run with a gradient-norm penalty, the logs at which D was flat (no input
+gradient, so the same output for every image and no gradient to G): how the robustness sweep's
+unnormalised D died at the mini preset.
 """
 import glob
 import json
@@ -21,6 +22,8 @@ import shlex
 import sys
 
 from absl import app, flags
+
+from compare_ssgan import results
 
 FLAGS = flags.FLAGS
 
@@ -65,26 +68,27 @@ def summarize(run_dir, metrics, last):
     return rows
 
 
-# D outputs one value for every image: the hinge loss on real and fake is then exactly 2 (a value
-# c in [-1, 1] gives (1 - c) + (1 + c)), and with a gradient penalty its input gradient is ~0, so
-# the penalty reads (sqrt(1e-4) - 1)^2 = 0.9801 (compare_ssgan/gans/penalties.py). G gets no gradient.
-FLAT_HINGE_TOLERANCE = 0.005
-FLAT_PENALTY_MIN = 0.98  # input-gradient norm below ~0.01
+# A flat D: the gradient-norm penalty logs mean((sqrt(1e-4 + |grad|^2) - 1)^2) (compare_ssgan/gans/
+# penalties.py), at most (0.01 - 1)^2 = 0.9801, reached when D's input gradient is 0 at every
+# penalty point: D gives every image there one output and passes G no gradient. Without such a
+# penalty nothing logged measures D's input gradient.
+GRADIENT_NORM_PENALTIES = ("@wgan_gp", "@dragan")
+FLAT_PENALTY_MIN = 0.98  # input-gradient norms of about 0.01 or less
 
 
 def flat_discriminator(run_dir):
     """(logs where D was flat, logs, first such step or None, flat at the last log) from the
-    logged `d_adversarial_loss` (and `penalty` where the run has a gradient penalty); None if the
-    run logged no adversarial loss."""
-    series = read_scalars(run_dir)
-    hinge = dict(series.get("d_adversarial_loss", ()))
-    if not hinge:
+    logged `penalty` of a run with a gradient-norm penalty; None for any other run."""
+    config = os.path.join(run_dir, "operative_config.gin")
+    if not os.path.exists(config):
         return None
-    penalty = dict(series.get("penalty", ()))
-    penalty = penalty if any(penalty.values()) else {}  # no_penalty logs 0.0
-    flat = [step for step, value in sorted(hinge.items()) if abs(value - 2.0) < FLAT_HINGE_TOLERANCE
-            and (not penalty or penalty.get(step, 1.0) > FLAT_PENALTY_MIN)]
-    return len(flat), len(hinge), (flat[0] if flat else None), max(hinge) in flat
+    with open(config) as f:
+        penalty_fn = results.operative_binding({"gin_config": f.read()}, "penalty.fn")
+    penalty = read_scalars(run_dir).get("penalty")
+    if penalty_fn not in GRADIENT_NORM_PENALTIES or not penalty:
+        return None
+    flat = [step for step, value in penalty if value > FLAT_PENALTY_MIN]
+    return len(flat), len(penalty), (flat[0] if flat else None), penalty[-1][0] in flat
 
 
 def main(argv):
@@ -99,10 +103,11 @@ def main(argv):
         print("|---|---|---|---|")
         for run in sorted(runs, key=run_name):
             flat = flat_discriminator(run)
-            print(f"| {run_name(run)} | " + ("(no d_adversarial_loss logged) | | |" if flat is None else
-                  f"{flat[0]} of {flat[1]} | {'—' if flat[2] is None else flat[2]} | {'yes' if flat[3] else 'no'} |"))
-        print(f"\nFlat: d_adversarial_loss within {FLAT_HINGE_TOLERANCE} of 2 (a hinge D with one output for every "
-              f"image) and, where logged, penalty > {FLAT_PENALTY_MIN} (no input gradient).")
+            print(f"| {run_name(run)} | " + ("(no gradient-norm penalty logged: not measured) | | |" if flat is None
+                  else f"{flat[0]} of {flat[1]} | {'—' if flat[2] is None else flat[2]} | {'yes' if flat[3] else 'no'} |"))
+        print(f"\nFlat: logged penalty > {FLAT_PENALTY_MIN} (its maximum is 0.9801, a zero input gradient at every "
+              f"penalty point: D gives those images one output and passes G no gradient). Runs with "
+              f"penalty.fn {' or '.join(GRADIENT_NORM_PENALTIES)} only.")
         print(f"machine: {platform.platform()}; command: python {shlex.join(sys.argv)}")
         return
     print(f"| run | metric | mean of last {FLAGS.last} logs | last step | last value |")
@@ -120,6 +125,6 @@ if __name__ == "__main__":
     flags.DEFINE_string("runs", None, "A run directory, or a directory of run directories.", required=True)
     flags.DEFINE_list("metrics", ["lt_accuracy", "rotation_accuracy_real"], "Logged metrics to summarize.")
     flags.DEFINE_integer("last", 8, "Mean over this many last logged values.")
-    flags.DEFINE_bool("flat_discriminator", False, "Instead: per run, at how many logs D was flat (one output "
-                      "for every image, no gradient to G), from its hinge loss and gradient penalty.")
+    flags.DEFINE_bool("flat_discriminator", False, "Instead: per run, at how many logs D was flat (no input "
+                      "gradient, no gradient to G), from its logged gradient-norm penalty.")
     app.run(main)

@@ -289,8 +289,7 @@ def operative_binding(record, name):
 def axes(record):
     """{(source, name): value} of everything that identifies a run's configuration and its
     evaluation protocol, except the seed, in display priority: the grid's own labels, dataset
-    and model, the run's configuration, the sweep's gin bindings and files, the protocol (none for
-    a training divergence: it is counted under whichever protocol a table shows). Two
+    and model, the run's configuration, the sweep's gin bindings and files, the protocol. Two
     records with different axes are different configurations; the code version is not an axis
     (the runs table lists it)."""
     sweep = record.get("sweep") or {}
@@ -309,7 +308,7 @@ def axes(record):
         # a row may differ in their gin file, never in these.
         result[("gin", "presets")] = _hashable(sweep["gin_files"][1:])
     network = record.get("feature_network") or {}
-    for name in () if is_training_divergence(record) else PROTOCOL_FIELDS:
+    for name in PROTOCOL_FIELDS:
         if name == "feature_network":
             result[("protocol", "feature_network")] = network.get("name")
             result[("protocol", "feature_network.weights")] = network_identity(network)

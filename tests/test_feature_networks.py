@@ -51,6 +51,7 @@ def test_one_inception_at_two_paths_is_one_feature_network(inception_dir, clean_
         return results.network_identity(feature_networks.build("inception").info.as_dict())
 
     copy = shutil.copytree(inception_dir, tmp_path / "elsewhere")
+    (copy / "notes.txt").write_text("not part of the model")
     assert identity(str(copy)) == identity(inception_dir)
     with open(os.path.join(copy, "assets", "note.txt"), "w") as f:
         f.write("changed")  # a file more: still loads, no longer the same directory

@@ -215,7 +215,7 @@ def test_curves_average_only_the_steps_every_seed_reached(tmp_path):
 
 
 def test_a_divergence_counts_under_every_protocol_and_the_footer_names_where_runs_stopped():
-    """Training wrote one divergence record, under the protocol it evaluated with; the run's
+    """Training wrote one divergence record, under the protocol it evaluated with; the runs'
     checkpoints were scored again later by a second protocol (500 samples)."""
     second = dict(num_samples=500, feature_network={"name": "inception", "source": "saved_model sha256:0"})
     records = [in_sweep(score("uncond", s, 30.0 + s), f"uncond-{s}") for s in (0, 1)] + [
@@ -224,23 +224,33 @@ def test_a_divergence_counts_under_every_protocol_and_the_footer_names_where_run
         in_sweep(score("ssgan", 0, 35.0, step=50, **second), "ssgan-0", state="failed"),
         in_sweep(divergence("ssgan", 0, step=70), "ssgan-0", state="failed"),
         in_sweep(divergence("ssgan", 1, step=5), "ssgan-1", state="failed")]  # before any score
-    states = sorted((r["sweep"]["run_id"], r.get("num_samples"), state)
+    states = sorted((r["sweep"]["run_id"], r["num_samples"], r["step"], state)
                     for state, r in make_tables.outcomes(records).values())
-    assert states == [("ssgan-0", 500, "diverged"), ("ssgan-0", 2000, "diverged"), ("ssgan-1", 2000, "diverged"),
-                      ("uncond-0", 500, "final"), ("uncond-0", 2000, "final"),
-                      ("uncond-1", 500, "final"), ("uncond-1", 2000, "final")]
+    assert states == [("ssgan-0", 500, 70, "diverged"), ("ssgan-0", 2000, 70, "diverged"),
+                      ("ssgan-1", 500, 5, "diverged"), ("ssgan-1", 2000, 5, "diverged"),
+                      ("uncond-0", 500, 100, "final"), ("uncond-0", 2000, 100, "final"),
+                      ("uncond-1", 500, 100, "final"), ("uncond-1", 2000, 100, "final")]
+    generic = make_tables.by_axes_table(records, "markdown")  # a row pair per protocol, nothing else
+    assert [_cells(r)[2] + " " + _cells(r)[-4] for r in _rows(generic) if "SS-GAN" in r] == ["0 2 diverged"] * 2
     for feature_network in ("cifar10_classifier", "inception"):
         chosen = make_tables.select(records, feature_network=feature_network)
         table = make_tables.robustness_table(chosen, "markdown")
         [row] = _rows(table)
         assert _cells(row)[8] == "— (2 diverged)", feature_network
-        assert "final step(s): 100; last recorded step(s) of the runs that did not finish: 5, 50." in table
+        assert "final step(s): 100; runs that did not finish: diverged at, or last scored at, step(s) 5, 70." in table
         assert f"feature network: {feature_network};" in table
         runs = {(_cells(r)[-8], _cells(r)[-7]): _cells(r)[-3]
                 for r in _rows(make_tables.runs_table(chosen, "markdown"))}
         assert runs[("SS-GAN", "0")] == runs[("SS-GAN", "1")] == "failed: diverged"
         assert runs[("Uncond-GAN", "0")] == "ok"
-
+    # A retry that got past the divergence (resumed from a checkpoint) ends it: a score at or after
+    # its step counts, under any protocol, and the other protocol is then merely behind.
+    retried = [score("ssgan", 0, 25.0, step=50), score("ssgan", 0, 35.0, step=50, **second),
+               divergence("ssgan", 0, step=70), score("ssgan", 0, 20.0, step=100)]
+    assert sorted((r["num_samples"], state) for state, r in make_tables.outcomes(retried).values()) == [
+        (500, "unfinished"), (2000, "final")]
+    at_the_end = [divergence("ssgan", 0, step=100), score("ssgan", 0, 20.0, step=100)]
+    assert [state for state, _ in make_tables.outcomes(at_the_end).values()] == ["final"]
 
 
 def test_a_collapsed_run_without_a_value_and_an_unfinished_diverged_checkpoint_are_labelled_as_such():

@@ -97,15 +97,18 @@ def _file_sha256(path, length=12, digest=None):
     return digest.hexdigest()[:length]
 
 
-def _directory_sha256(path, length=12):
-    """Every file's relative name and bytes: the same SavedModel at two paths (or copied to
-    another machine) is one feature network in the results (results.network_identity)."""
+def _saved_model_sha256(path, length=12):
+    """The relative names and bytes of the files a SavedModel is loaded from (saved_model.pb,
+    variables/, assets/): the same model at two paths, or copied to another machine, is one
+    feature network in the results (results.network_identity); a stray file beside it is not
+    part of the model."""
     digest = hashlib.sha256()
     for root, _, files in sorted(tf.io.gfile.walk(path)):
         for name in sorted(files):
-            full = os.path.join(root, name)
-            digest.update(os.path.relpath(full, path).encode() + b"\0")
-            _file_sha256(full, digest=digest)
+            relative = os.path.relpath(os.path.join(root, name), path)
+            if relative == "saved_model.pb" or relative.split(os.sep)[0] in ("variables", "assets"):
+                digest.update(relative.encode() + b"\0")
+                _file_sha256(os.path.join(root, name), digest=digest)
     return digest.hexdigest()[:length]
 
 
@@ -139,7 +142,7 @@ def _load_inception(path):
                             f"at the SavedModel directory of TF-GAN's Inception ({INCEPTION_TFHUB})")
         try:
             where = local if "://" in local else os.path.abspath(local)
-            return tf.saved_model.load(local), f"saved_model:{where} sha256:{_directory_sha256(local)}"
+            return tf.saved_model.load(local), f"saved_model:{where} sha256:{_saved_model_sha256(local)}"
         except Exception as e:  # noqa: BLE001 - many loader error types; all mean "bad model dir"
             raise UserError(f"cannot load the Inception SavedModel at {path}: {type(e).__name__}: {e}") from e
     if "://" not in path:
