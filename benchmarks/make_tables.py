@@ -302,13 +302,13 @@ def _stats_note(metric):
             f"— where a model has fewer than 2 values.")
 
 
-def _footer(records, metric, grouped_by=None, unfinished=0, provenance=True):
+def _footer(items, metric, grouped_by=None, unfinished=0, provenance=True):
+    """Notes under a table of the (state, record) `items` of outcomes()."""
+    records = [r for _, r in items]
     samples = sorted({r.get("num_samples") for r in records}, key=str)
     networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
-    finished = lambda r: (not results.is_training_divergence(r)  # noqa: E731
-                          and r["step"] >= r.get("training_steps", r["step"]))
-    steps = sorted({r["step"] for r in records if finished(r)})
-    stopped = sorted({r["step"] for r in records if not finished(r)})
+    steps = sorted({r["step"] for state, r in items if state == "final"})
+    stopped = sorted({r["step"] for state, r in items if state != "final"})
     not_finished = (f"; runs that did not finish: diverged at, or last scored at, step(s) "
                     f"{', '.join(map(str, stopped))}")
     lines = [f"Metric: {_metric_label(records, metric)}; feature network: {', '.join(networks)}; "
@@ -396,7 +396,7 @@ def by_axes_table(records, fmt, metric="fid"):
                 MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
                 "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
                 *(["(first)", "", ""] if model == models[0] else seed_stats.comparison_texts(comparison, digits))])
-    shown = [r for state, r in outcome.values() if state != "unfinished"]
+    shown = [item for item in outcome.values() if item[0] != "unfinished"]
     notes = _footer(shown, metric, [_axis_title(a) for a in axes] + ["model"], unfinished) + [
         _counts_note(groups), _stats_note(metric)]
     return render(header, rows, notes, fmt)
@@ -464,7 +464,7 @@ def robustness_table(records, fmt, metric="fid"):
                     seed_stats.compare(base.values, cell.values) if base and cell else None, digits))
             row += [t[0] for t in tests] + [p for t in tests for p in t[1:]]
         rows.append(row)
-    shown = [r for state, r in outcome.values() if state != "unfinished"]
+    shown = [item for item in outcome.values() if item[0] != "unfinished"]
     grouped = [_axis_title(a) for a in extra] + ["dataset", "penalty", "λ", "β1", "β2", "D iters", "model"]
     notes = _footer(shown, metric, grouped, unfinished) + [_counts_note(groups),
         _stats_note(metric) + (f" Bold: the better mean of a row; † mean FID > {COLLAPSE_FID:g}."
@@ -497,7 +497,7 @@ def sample_quality_table(records, fmt, metric="fid"):
                 row.append(text + (f" [{cell.counts_text()}]" if cell and cell.counts_text() else ""))
             if any(c != "—" for c in row[len(other) + 1:]):
                 rows.append(row)
-    shown = [r for state, r in outcome.values() if state != "unfinished"]
+    shown = [item for item in outcome.values() if item[0] != "unfinished"]
     notes = _footer(shown, metric, [_axis_title(a) for a in extra] + ["dataset", "model"], unfinished) + [
         _counts_note(groups), "Best final-step value over seeds (of n seeds; mean ± std); "
         + ("lower" if _lower_is_better(metric) else "higher") + " is better."]
@@ -526,7 +526,7 @@ def runs_table(records, fmt, metric="fid"):
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
             r["status"] if state == "final" else "failed: diverged" if state == "diverged" else state,
             "—" if not r.get("code_version") else _code_text(r), _trained_on_text(r)])
-    notes = _footer([r for _, r in runs], metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
+    notes = _footer(runs, metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
         "(a non-finite training loss at that step). Trained on: the machine (CPU model), threads, oneDNN switch "

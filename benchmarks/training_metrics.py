@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags
 
-from compare_ssgan import results
+from compare_ssgan import config_contract
 
 FLAGS = flags.FLAGS
 
@@ -79,13 +79,14 @@ FLAT_PENALTY_MIN = 0.98  # input-gradient norms of about 0.01 or less
 def flat_discriminator(run_dir):
     """(logs where D was flat, logs, first such step or None, flat at the last log) from the
     logged `penalty` of a run with a gradient-norm penalty; None for any other run."""
-    config = os.path.join(run_dir, "operative_config.gin")
+    config = os.path.join(run_dir, config_contract.CONFIG_FILE)
     if not os.path.exists(config):
         return None
     with open(config) as f:
-        penalty_fn = results.operative_binding({"gin_config": f.read()}, "penalty.fn")
+        if config_contract.bindings(f.read()).get("penalty.fn") not in GRADIENT_NORM_PENALTIES:
+            return None
     penalty = read_scalars(run_dir).get("penalty")
-    if penalty_fn not in GRADIENT_NORM_PENALTIES or not penalty:
+    if not penalty:
         return None
     flat = [step for step, value in penalty if value > FLAT_PENALTY_MIN]
     return len(flat), len(penalty), (flat[0] if flat else None), penalty[-1][0] in flat

@@ -89,11 +89,15 @@ class FeatureNetwork:
         raise NotImplementedError
 
 
-def _file_sha256(path, length=12, digest=None):
-    digest = digest or hashlib.sha256()
+def _hash_file(digest, path):
     with tf.io.gfile.GFile(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
+
+
+def _file_sha256(path, length=12):
+    digest = hashlib.sha256()
+    _hash_file(digest, path)
     return digest.hexdigest()[:length]
 
 
@@ -108,7 +112,7 @@ def _saved_model_sha256(path, length=12):
             relative = os.path.relpath(os.path.join(root, name), path)
             if relative == "saved_model.pb" or relative.split(os.sep)[0] in ("variables", "assets"):
                 digest.update(relative.encode() + b"\0")
-                _file_sha256(os.path.join(root, name), digest=digest)
+                _hash_file(digest, os.path.join(root, name))
     return digest.hexdigest()[:length]
 
 
