@@ -268,16 +268,12 @@ class Cell:
 
 def cells(outcome, metric, key):
     """{key(record): {model: Cell}} over the finished (or finally failed) runs of `outcome`
-    (outcomes()); how many runs are unfinished under some protocol (a run scored by two
-    protocols counts once)."""
+    (outcomes())."""
     table = collections.defaultdict(dict)
-    unfinished = set()
-    for (run, _), (state, record) in outcome.items():
-        if state == "unfinished":
-            unfinished.add(run)
-            continue
-        table[key(record)].setdefault(record["model"], Cell(metric)).add(state, record)
-    return table, len(unfinished)
+    for state, record in outcome.values():
+        if state != "unfinished":
+            table[key(record)].setdefault(record["model"], Cell(metric)).add(state, record)
+    return table
 
 
 def _mean_text(summary, digits):
@@ -302,8 +298,12 @@ def _stats_note(metric):
             f"— where a model has fewer than 2 values.")
 
 
-def _footer(items, metric, grouped_by=None, unfinished=0, provenance=True):
-    """Notes under a table of the (state, record) `items` of outcomes()."""
+def _footer(outcome, metric, grouped_by=None, lists_unfinished=False, provenance=True):
+    """Notes under a table of `outcome` (outcomes()). Unfinished runs are counted as left out,
+    a run scored by two protocols once, unless the table `lists_unfinished`."""
+    unfinished = set() if lists_unfinished else {run for (run, _), (state, _) in outcome.items()
+                                                 if state == "unfinished"}
+    items = [(state, r) for state, r in outcome.values() if lists_unfinished or state != "unfinished"]
     records = [r for _, r in items]
     samples = sorted({r.get("num_samples") for r in records}, key=str)
     networks = sorted({(r.get("feature_network") or {}).get("name") or "?" for r in records})
@@ -321,7 +321,7 @@ def _footer(items, metric, grouped_by=None, unfinished=0, provenance=True):
         lines.append(f"Grouped by: {', '.join(grouped_by) or 'nothing (one configuration)'}; runs that "
                      f"differ only in their seed are averaged.")
     if unfinished:
-        lines.append(f"{unfinished} run(s) not finished yet (no score at their last step) are left out.")
+        lines.append(f"{len(unfinished)} run(s) not finished yet (no score at their last step) are left out.")
     return lines
 
 
@@ -379,7 +379,7 @@ def by_axes_table(records, fmt, metric="fid"):
     outcome = outcomes(records)
     finals = [r for _, r in outcome.values()]
     axes, key_of = grouping_axes(finals, start=lambda r: (r["model"],), exclude=(MODEL_AXIS,), row=lambda r: ())
-    groups, unfinished = cells(outcome, metric, lambda r: key_of[id(r)])
+    groups = cells(outcome, metric, lambda r: key_of[id(r)])
     digits = _digits(metric)
     header = [_axis_title(a) for a in axes] + [
         "Model", "n", "mean ± std", "best", "collapsed / no value", "Δ vs first model [95% CI]", "Welch p",
@@ -396,8 +396,7 @@ def by_axes_table(records, fmt, metric="fid"):
                 MODEL_NAMES.get(model, model), str(s.n), _mean_text(s, digits),
                 "—" if s.best is None else f"{s.best:.{digits}f}", cell.counts_text() or "—",
                 *(["(first)", "", ""] if model == models[0] else seed_stats.comparison_texts(comparison, digits))])
-    shown = [item for item in outcome.values() if item[0] != "unfinished"]
-    notes = _footer(shown, metric, [_axis_title(a) for a in axes] + ["model"], unfinished) + [
+    notes = _footer(outcome, metric, [_axis_title(a) for a in axes] + ["model"]) + [
         _counts_note(groups), _stats_note(metric)]
     return render(header, rows, notes, fmt)
 
@@ -428,7 +427,7 @@ def robustness_table(records, fmt, metric="fid"):
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], setting(r), r["model"]),
                                   exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
                                   row=lambda r: (r["dataset"], setting(r)))
-    groups, unfinished = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
+    groups = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)], setting(r)))
     datasets = sorted({d for d, _, _ in groups})
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
     digits, lower = _digits(metric), _lower_is_better(metric)
@@ -464,9 +463,8 @@ def robustness_table(records, fmt, metric="fid"):
                     seed_stats.compare(base.values, cell.values) if base and cell else None, digits))
             row += [t[0] for t in tests] + [p for t in tests for p in t[1:]]
         rows.append(row)
-    shown = [item for item in outcome.values() if item[0] != "unfinished"]
     grouped = [_axis_title(a) for a in extra] + ["dataset", "penalty", "λ", "β1", "β2", "D iters", "model"]
-    notes = _footer(shown, metric, grouped, unfinished) + [_counts_note(groups),
+    notes = _footer(outcome, metric, grouped) + [_counts_note(groups),
         _stats_note(metric) + (f" Bold: the better mean of a row; † mean FID > {COLLAPSE_FID:g}."
                                if metric == "fid" else " Bold: the better mean of a row.")]
     return render(header, rows, notes, fmt)
@@ -480,7 +478,7 @@ def sample_quality_table(records, fmt, metric="fid"):
     extra, key_of = grouping_axes(finals, start=lambda r: (r["dataset"], r["model"]),
                                   exclude=(MODEL_AXIS, ("run", "dataset")), all_labels=False,
                                   row=lambda r: (r["dataset"],))
-    groups, unfinished = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)]))
+    groups = cells(outcome, metric, lambda r: (r["dataset"], key_of[id(r)]))
     datasets = sorted({d for d, _ in groups})
     others = sorted({k for _, k in groups}, key=order_key)
     models = sorted({m for c in groups.values() for m in c}, key=_model_order)
@@ -497,8 +495,7 @@ def sample_quality_table(records, fmt, metric="fid"):
                 row.append(text + (f" [{cell.counts_text()}]" if cell and cell.counts_text() else ""))
             if any(c != "—" for c in row[len(other) + 1:]):
                 rows.append(row)
-    shown = [item for item in outcome.values() if item[0] != "unfinished"]
-    notes = _footer(shown, metric, [_axis_title(a) for a in extra] + ["dataset", "model"], unfinished) + [
+    notes = _footer(outcome, metric, [_axis_title(a) for a in extra] + ["dataset", "model"]) + [
         _counts_note(groups), "Best final-step value over seeds (of n seeds; mean ± std); "
         + ("lower" if _lower_is_better(metric) else "higher") + " is better."]
     return render(header, rows, notes, fmt)
@@ -507,7 +504,8 @@ def sample_quality_table(records, fmt, metric="fid"):
 @table("runs")
 def runs_table(records, fmt, metric="fid"):
     """One row per run (and protocol) at its last scored step."""
-    everything = list(outcomes(records).values())
+    outcome = outcomes(records)
+    everything = list(outcome.values())
     axes, key_of = grouping_axes([r for _, r in everything], start=lambda r: (r["model"],), exclude=(MODEL_AXIS,),
                                  row=lambda r: ())
     runs = sorted(everything, key=lambda item: (order_key(key_of[id(item[1])]),
@@ -526,7 +524,8 @@ def runs_table(records, fmt, metric="fid"):
             f"{r['step']}/{r.get('training_steps', r['step'])}", value, other,
             r["status"] if state == "final" else "failed: diverged" if state == "diverged" else state,
             "—" if not r.get("code_version") else _code_text(r), _trained_on_text(r)])
-    notes = _footer(runs, metric, [_axis_title(a) for a in axes] + ["model"], provenance=False) + [
+    notes = _footer(outcome, metric, [_axis_title(a) for a in axes] + ["model"], lists_unfinished=True,
+                    provenance=False) + [
         "One row per run at its last scored step; value ± std over the generated sample sets; state: "
         "ok/collapsed/diverged/damaged for finished runs, else unfinished, failed, or failed: diverged "
         "(a non-finite training loss at that step). Trained on: the machine (CPU model), threads, oneDNN switch "
